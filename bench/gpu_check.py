@@ -1,0 +1,216 @@
+"""GPU check of the torch backend: lmdesk's engine (InferenceWorker + torch backend) against
+transformers' own `generate` on the same model, prompt and token count, interleaved in one run.
+
+Prints and saves (bench/results/gpu_check.json):
+  * tokens/s through lmdesk ÷ tokens/s of plain `model.generate`    (goal ≥ 0.97)
+    (both end to end: request submitted → last token, same greedy tokens)
+  * time to first token through lmdesk, and decode tok/s of each
+  * peak VRAM (cuda)
+
+Needs a machine set up with `pip install -e '.[torch]'` (it installs nothing). It takes ≤ 5 minutes:
+GGUF conversion (first time only) + 2 loads + (1 warm-up + --rounds) × 2 generations.
+
+  python bench/gpu_check.py                      # cuda, bfloat16, the embedded model
+  python bench/gpu_check.py --model /path/to/hf-folder --max-tokens 512
+  python bench/gpu_check.py --device cpu --max-tokens 48 --rounds 2   # the CPU smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing lmdesk as well
+
+from lmdesk.core.messages import ChatMessage  # noqa: E402
+from lmdesk.core.params import GenerationParams, LoadOptions  # noqa: E402
+from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadRequest  # noqa: E402
+
+PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
+RESULTS = ROOT / "bench" / "results" / "gpu_check.json"
+
+
+class Events:
+    """WorkerEvents that record arrival times (called on the worker thread)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        self.done.clear()
+        self.t_first: float | None = None
+        self.text: list[str] = []
+        self.stats = None
+        self.error = None
+        self.model = None
+
+    def on_started(self, req_id: int) -> None: ...
+
+    def on_chunk(self, req_id: int, text: str) -> None:
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+        self.text.append(text)
+
+    def on_finished(self, req_id: int, stats) -> None:
+        self.stats = stats
+        self.done.set()
+
+    def on_failed(self, req_id: int, error) -> None:
+        self.error = error
+        self.done.set()
+
+    def on_load_progress(self, req_id: int, fraction: float) -> None: ...
+
+    def on_model_loaded(self, req_id: int, model) -> None:
+        self.model = model
+        self.done.set()
+
+
+def wait(events: Events, what: str, timeout: float = 240.0) -> None:
+    if not events.done.wait(timeout):
+        raise SystemExit(f"{what} timed out after {timeout:.0f} s")
+    if events.error is not None:
+        raise SystemExit(f"{what} failed: {events.error.user_text()}")
+
+
+def run_lmdesk(worker: InferenceWorker, events: Events, messages, params: GenerationParams) -> dict:
+    events.reset()
+    t0 = time.perf_counter()
+    worker.submit(GenerateRequest(messages, params))
+    wait(events, "lmdesk generation")
+    t1 = time.perf_counter()
+    s = events.stats
+    return {"tokens": s.generated_tokens, "seconds": t1 - t0, "tok_s": s.generated_tokens / (t1 - t0),
+            "ttft": (events.t_first or t1) - t0, "decode_tok_s": s.tokens_per_second, "text": "".join(events.text)}
+
+
+def run_hf(model, tokenizer, ids, n_tokens: int, sync) -> dict:
+    import torch
+
+    sync()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        # min = max: exactly the tokens lmdesk produced, even if this run would stop earlier.
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_tokens,
+                             min_new_tokens=n_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    sync()
+    t1 = time.perf_counter()
+    n = out.shape[1] - ids.shape[1]
+    return {"tokens": n, "seconds": t1 - t0, "tok_s": n / (t1 - t0),
+            "text": tokenizer.decode(out[0][ids.shape[1]:], skip_special_tokens=True)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="HF model folder or .gguf (default: the embedded model)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmdesk.backends.hf_convert import ensure_converted
+    from lmdesk.core.models import embedded_model_path
+
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device visible to torch (use --device cpu for the smoke test)")
+    dtype = args.dtype or ("bfloat16" if cuda else "float32")
+    model_path = Path(args.model or embedded_model_path())
+    started = time.perf_counter()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    # 1. Conversion (GGUF only; cached after the first run), timed apart from the loads.
+    t = time.perf_counter()
+    folder = ensure_converted(model_path, lambda f: None, threading.Event()) if model_path.suffix == ".gguf" else model_path
+    convert_s = time.perf_counter() - t
+
+    # 2. lmdesk: the engine's worker thread loads the model through the torch backend.
+    events = Events()
+    worker = InferenceWorker(events)
+    worker.start()
+    try:
+        t = time.perf_counter()
+        worker.submit(LoadRequest("torch", str(model_path), LoadOptions(device=args.device, dtype=dtype)))
+        wait(events, "loading through lmdesk")
+        load_s = time.perf_counter() - t
+        loaded = events.model
+        print(f"loaded {loaded.name} on {loaded.device} ({dtype}) through lmdesk in {load_s:.2f} s", flush=True)
+        vram_after_load = torch.cuda.memory_allocated() if cuda else None
+
+        # 3. The reference: the same weights loaded by transformers alone, on the same device.
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        ref = AutoModelForCausalLM.from_pretrained(str(folder), dtype=getattr(torch, dtype), device_map=args.device)
+        ref.eval()
+        messages = [ChatMessage("user", PROMPT)]
+        ids = tokenizer.apply_chat_template([m.as_dict() for m in messages], add_generation_prompt=True,
+                                            tokenize=True, return_dict=True, return_tensors="pt")["input_ids"]
+        ids = ids.to(ref.device)
+        params = GenerationParams(max_tokens=args.max_tokens, temperature=0.0, repeat_penalty=1.0)
+
+        # 4. Warm-up (CUDA kernels, allocator), then interleaved rounds; alternate who goes first.
+        warm = run_lmdesk(worker, events, messages, params)
+        run_hf(ref, tokenizer, ids, warm["tokens"], sync)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        ours, theirs = [], []
+        for r in range(args.rounds):
+            pair = [lambda: ours.append(run_lmdesk(worker, events, messages, params)),
+                    lambda: theirs.append(run_hf(ref, tokenizer, ids, warm["tokens"], sync))]
+            for step in (pair if r % 2 == 0 else pair[::-1]):
+                step()
+            print(f"round {r + 1}: lmdesk {ours[-1]['tok_s']:.1f} tok/s ({ours[-1]['tokens']} tokens), "
+                  f"transformers {theirs[-1]['tok_s']:.1f} tok/s", flush=True)
+    finally:
+        worker.shutdown(30)
+
+    med = statistics.median
+    result = {
+        "model": str(model_path),
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
+        "dtype": dtype,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "prompt_tokens": int(ids.shape[1]),
+        "tokens_per_run": warm["tokens"],
+        "rounds": args.rounds,
+        "convert_or_cache_seconds": round(convert_s, 3),
+        "lmdesk_load_seconds": round(load_s, 3),
+        "lmdesk_tok_s": med(r["tok_s"] for r in ours),
+        "transformers_tok_s": med(r["tok_s"] for r in theirs),
+        "lmdesk_decode_tok_s": med(r["decode_tok_s"] for r in ours),
+        "lmdesk_ttft_s": med(r["ttft"] for r in ours),
+        "same_text": ours[-1]["text"] == theirs[-1]["text"],
+        "peak_vram_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+        "vram_after_lmdesk_load_bytes": vram_after_load,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    result["ratio"] = result["lmdesk_tok_s"] / result["transformers_tok_s"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    vram = "" if not cuda else f", peak VRAM {result['peak_vram_bytes'] / 2**30:.2f} GiB"
+    print(f"\nlmdesk {result['lmdesk_tok_s']:.1f} tok/s ÷ transformers {result['transformers_tok_s']:.1f} tok/s "
+          f"= {result['ratio']:.3f} (goal ≥ 0.97); TTFT {result['lmdesk_ttft_s'] * 1000:.0f} ms{vram}; "
+          f"same text: {result['same_text']}; {result['total_seconds']} s total → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The `llama` backend: GGUF models on CPU/GPU through llama-cpp-python.
+
+It uses llama-cpp-python's Llama object for loading, tokenising, KV-cache bookkeeping (`eval`,
+`input_ids`, `n_tokens`) and its sampler chain, but runs its own loop around them so that
+(1) the prompt is evaluated in short slices with a cancel check between them, (2) only the suffix
+that differs from what the KV cache already holds is evaluated, and (3) text is decoded
+incrementally (never U+FFFD for a split character).
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lmdesk.backends.base import Capabilities, ProgressCallback
+from lmdesk.core.chat_template import render_chat
+from lmdesk.core.context import fit_messages
+from lmdesk.core.errors import ContextOverflowError, GenerationError, LmdeskError, ModelLoadError
+from lmdesk.core.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
+from lmdesk.core.messages import ChatMessage
+from lmdesk.core.params import GenerationParams, LoadOptions
+from lmdesk.core.stats import GenerationStats
+from lmdesk.core.textstream import TextStream
+
+log = logging.getLogger("lmdesk.backends.llama")
+
+SLICE_TARGET_SECONDS = 0.15  # aim for this much work per prompt slice: Stop's worst-case delay
+SLICE_MIN, SLICE_START = 16, 64
+
+# ------------------------------------------------------------------ llama.cpp's log, captured
+# llama.cpp reports *why* a load failed only in its log ("unknown model architecture: 'x'").
+# Route that log into Python logging (never stderr) and keep the recent error lines.
+_GGML_ERROR = 4  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
+_recent_errors: collections.deque[str] = collections.deque(maxlen=20)
+_llama_log = logging.getLogger("lmdesk.backends.llama.cpp")
+_log_callback = None
+
+
+def _install_log_callback() -> None:
+    global _log_callback
+    import llama_cpp
+    import llama_cpp.llama  # noqa: F401  (its import installs llama-cpp-python's own callback; replace it after)
+
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        try:
+            line = text.decode("utf-8", errors="replace").rstrip()
+            if level == _GGML_ERROR:
+                _recent_errors.append(line)
+                _llama_log.warning("%s", line)
+            elif line:
+                _llama_log.debug("%s", line)
+        except Exception:  # an exception must never cross back into C
+            pass
+
+    _log_callback = callback  # keep a reference: ctypes would free the trampoline otherwise
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def _load_failure(path: Path, info: GGUFInfo, exc: Exception) -> ModelLoadError:
+    """Turn a llama.cpp load failure into one clear line, using its captured log."""
+    errors = " ".join(_recent_errors)
+    name = path.name
+    if "unknown model architecture" in errors or not is_known_architecture(info.architecture):
+        return ModelLoadError(
+            f"{name}: architecture '{info.architecture}' is not supported by llama.cpp",
+            "use a model with a supported architecture, or update llama-cpp-python",
+        )
+    if "lora" in str(exc).lower():
+        return ModelLoadError(f"cannot apply the LoRA adapter to {name}: {exc}", "check that the adapter fits this model")
+    if "llama_context" in str(exc):
+        return ModelLoadError(
+            f"{name}: llama.cpp could not create the context (out of memory?)", "lower the context size"
+        )
+    cause = next((e.split("error loading model:", 1)[1].strip() for e in _recent_errors
+                  if "error loading model:" in e), None) or str(exc)
+    return ModelLoadError(f"llama.cpp could not load {name}: {cause}", "download or convert the model again")
+
+
+def _check_lora(path: Path) -> None:
+    """A LoRA must be a readable GGUF adapter; say so plainly if it is not."""
+    if not path.is_file():
+        raise ModelLoadError(f"LoRA adapter not found: {path}", "check the adapter path")
+    try:
+        lora = read_gguf_info(path)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"LoRA adapter: {exc.message}", exc.fix) from None
+    kind = lora.metadata.get("general.type")
+    if kind and kind != "adapter":
+        raise ModelLoadError(f"{path.name} is a full model, not a LoRA adapter", "choose an adapter GGUF")
+
+
+def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: threading.Event) -> LlamaCppBackend:
+    """Validate and load a GGUF model; ModelLoadError (never a crash) when it cannot be run."""
+    progress(0.0)
+    p = Path(path).expanduser()
+    info = read_gguf_info(p)
+    if options.lora_path:
+        _check_lora(Path(options.lora_path).expanduser())
+    if cancel.is_set():
+        raise ModelLoadError("loading was cancelled")
+    progress(0.1)
+    try:
+        _install_log_callback()
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ModelLoadError("llama-cpp-python is not installed", "pip install llama-cpp-python==0.3.36") from exc
+    n_ctx = options.n_ctx if options.n_ctx > 0 else (info.context_length or 4096)
+    if info.context_length:
+        n_ctx = min(n_ctx, info.context_length)  # past the trained context a model produces garbage
+    _recent_errors.clear()
+    try:
+        llm = Llama(
+            model_path=str(p),
+            n_ctx=n_ctx,
+            n_batch=min(options.n_batch, n_ctx),
+            n_threads=options.n_threads,
+            n_gpu_layers=options.n_gpu_layers,
+            lora_path=str(Path(options.lora_path).expanduser()) if options.lora_path else None,
+            verbose=False,
+        )
+    except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError; anything else too
+        log.info("llama.cpp failed to load %s: %s; log: %s", p, exc, list(_recent_errors))
+        raise _load_failure(p, info, exc) from None
+    if options.lora_path and not llm._lora_adapter:
+        # llama-cpp-python 0.3.36 does not notice a NULL adapter: it would run without it.
+        llm.close()
+        cause = next((e for e in _recent_errors if "lora" in e.lower()), "see the log")
+        raise ModelLoadError(f"llama.cpp could not load the LoRA adapter {Path(options.lora_path).name}: {cause}",
+                             "check that the adapter was made for this model")
+    if cancel.is_set():
+        llm.close()
+        raise ModelLoadError("loading was cancelled")
+    progress(1.0)
+    return LlamaCppBackend(llm, info, options)
+
+
+class LlamaCppBackend:
+    """A loaded GGUF model that streams chat replies (see the module docstring)."""
+
+    name = "llama"
+
+    def __init__(self, llm, info: GGUFInfo, options: LoadOptions) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._llm = llm
+        self.info = info
+        self.model_path = info.path
+        self.context_length = llm.n_ctx()
+        gpu = options.n_gpu_layers != 0 and bool(llama_cpp.llama_supports_gpu_offload())
+        self.device = "gpu" if gpu else "cpu"
+        self.capabilities = Capabilities(
+            streaming=True, cancel_during_prompt=True, prefix_cache=True, gpu=gpu, lora=True
+        )
+        self._vocab = llm._model.vocab
+        self._piece_cache: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._slice = SLICE_START
+        self._closed = False
+
+    # ------------------------------------------------------------ prompt text and tokens
+
+    def render(self, messages: Sequence[ChatMessage]) -> str:
+        """The prompt text: the model's chat template (ChatML if it has none) with the reply prompt."""
+        return render_chat(messages, self.info.chat_template, self.info.bos_token, self.info.eos_token)
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        """Tokens of a rendered prompt: special tokens parsed, BOS added once at most."""
+        add_bos = bool(self._llm._model.add_bos_token())
+        bos = self.info.bos_token
+        if add_bos and bos and text.startswith(bos):
+            add_bos = False  # the template already wrote BOS; a second one degrades replies
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        """Tokens the rendered prompt for `messages` takes (with the generation prompt)."""
+        self._check_open()
+        return len(self.tokenize_prompt(self.render(messages)))
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            buf = self._piece_buf
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            if n < 0:  # buffer too small: -n is the size needed
+                buf = ctypes.create_string_buffer(-n)
+                n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            piece = self._piece_cache[token] = bytes(buf[:n])
+        return piece
+
+    # ------------------------------------------------------------ KV cache
+
+    def _reuse_prefix(self, tokens: list[int]) -> int:
+        """Keep the longest prefix of `tokens` already in the KV cache; return its length."""
+        llm = self._llm
+        m = min(llm.n_tokens, len(tokens))
+        diff = np.nonzero(llm.input_ids[:m] != np.asarray(tokens[:m], dtype=llm.input_ids.dtype))[0]
+        common = int(diff[0]) if len(diff) else m
+        if common == len(tokens):
+            common -= 1  # the last prompt token must be evaluated again: sampling reads its logits
+        if common < llm.n_tokens:
+            if common > 0 and llm._ctx.kv_cache_seq_rm(-1, common, -1):
+                llm.n_tokens = common
+            else:  # e.g. recurrent models cannot drop part of their state
+                llm.reset()
+                common = 0
+        return common
+
+    def _eval_prompt(self, tokens: list[int], cancel: threading.Event) -> int:
+        """Evaluate `tokens` in slices, checking `cancel` between them; return how many were done."""
+        done = 0
+        while done < len(tokens):
+            if cancel.is_set():
+                break
+            chunk = tokens[done:done + self._slice]
+            t = time.perf_counter()
+            self._llm.eval(chunk)  # updates n_tokens/input_ids per decoded batch: stays consistent
+            done += len(chunk)
+            # Size the next slice so one takes ~SLICE_TARGET_SECONDS on this machine.
+            rate = len(chunk) / max(time.perf_counter() - t, 1e-6)
+            self._slice = int(min(max(rate * SLICE_TARGET_SECONDS, SLICE_MIN), self._llm.n_batch))
+        return done
+
+    def _make_sampler(self, params: GenerationParams):
+        llm = self._llm
+        llm.set_seed(params.seed if params.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
+        # The same sampler chain llama-cpp-python's own generate() builds (penalties, top-k,
+        # typical, top-p, min-p, temperature, dist; greedy at temperature 0).
+        return llm._init_sampler(
+            top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+            temp=max(0.0, params.temperature), repeat_penalty=params.repeat_penalty,
+        )
+
+    # ------------------------------------------------------------ generation
+
+    def generate(
+        self, messages: Sequence[ChatMessage], params: GenerationParams, cancel: threading.Event
+    ) -> Iterator[str | GenerationStats]:
+        """Yield text pieces, then one GenerationStats. Checks `cancel` between tokens and slices."""
+        self._check_open()
+        start = time.perf_counter()
+        n_ctx = self.context_length
+        try:
+            fitted = fit_messages(messages, self.count_tokens, n_ctx, params.max_tokens, params.context_policy)
+            tokens = self.tokenize_prompt(self.render(fitted.messages))
+        except LmdeskError:
+            raise
+        except Exception as exc:
+            raise GenerationError(f"could not prepare the prompt: {exc}") from exc
+        if len(tokens) >= n_ctx:  # the counter and the final tokenisation should agree; be safe
+            raise ContextOverflowError(
+                f"the prompt is {len(tokens):,} tokens but the model's context holds {n_ctx:,}",
+                "shorten it, or raise the context size",
+            )
+        stats = GenerationStats(stop_reason="stop", prompt_tokens=len(tokens), dropped_messages=fitted.dropped)
+        try:
+            yield from self._run(tokens, params, cancel, stats, start)
+        except LmdeskError:
+            raise
+        except Exception as exc:
+            log.warning("generation failed", exc_info=True)
+            raise GenerationError(f"llama.cpp failed while generating: {exc}") from None
+
+    def _run(self, tokens: list[int], params: GenerationParams, cancel: threading.Event,
+             stats: GenerationStats, start: float) -> Iterator[str | GenerationStats]:
+        llm = self._llm
+        reused = self._reuse_prefix(tokens)
+        stats.prompt_tokens_evaluated = self._eval_prompt(tokens[reused:], cancel)
+        if stats.prompt_tokens_evaluated < len(tokens) - reused:
+            stats.stop_reason = "cancelled"
+            yield stats
+            return
+        sampler = self._make_sampler(params)
+        stream = TextStream(params.stop)
+        first: float | None = None
+        n_ctx, ctx = self.context_length, llm._ctx
+        is_eog, vocab = self._lib.llama_vocab_is_eog, self._vocab
+        reason = "length"
+        while stats.generated_tokens < params.max_tokens:
+            if cancel.is_set():
+                reason = "cancelled"
+                break
+            if llm.n_tokens >= n_ctx:
+                break  # the context is full: "length"
+            token = sampler.sample(ctx, -1)
+            if is_eog(vocab, token):
+                reason = "stop"
+                break
+            stats.generated_tokens += 1
+            text = stream.feed_bytes(self._piece(token))
+            if text:
+                if first is None:
+                    first = time.perf_counter()
+                    stats.time_to_first_token = first - start
+                yield text
+            if stream.stopped:
+                reason = "stop"
+                break
+            if stats.generated_tokens < params.max_tokens:
+                llm.eval([token])  # evaluated lazily: a token never fed back costs nothing
+        tail = stream.flush()
+        if tail:
+            if first is None:
+                first = time.perf_counter()
+                stats.time_to_first_token = first - start
+            yield tail
+        stats.stop_reason = reason
+        stats.generation_seconds = 0.0 if first is None else time.perf_counter() - first
+        yield stats
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GenerationError("the model was closed", "load a model again")
+
+    def close(self) -> None:
+        """Free the model's memory. The backend is unusable afterwards."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._llm.close()
+            except Exception:  # freeing must never raise into the engine's shutdown path
+                log.debug("closing llama.cpp model failed", exc_info=True)
