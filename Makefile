@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test bench screenshots bundle clean
 
 run: $(VENV)/.stamp-app
 	$(PY) -m lmdesk
@@ -32,6 +32,11 @@ $(VENV)/.stamp-app: $(VENV)/.stamp-venv pyproject.toml requirements-model.txt
 $(VENV)/.stamp-test: $(VENV)/.stamp-app
 	$(PIP) install -e '.[test]'
 	touch $@
+
+# A one-folder PyInstaller bundle in dist/lmdesk (GGUF backend + the embedded model).
+bundle: $(VENV)/.stamp-app
+	$(PIP) install pyinstaller==6.22.3
+	cd packaging && ../$(PY) -m PyInstaller --noconfirm --distpath ../dist --workpath ../build lmdesk.spec
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

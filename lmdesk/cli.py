@@ -19,7 +19,7 @@ from typing import TextIO
 from lmdesk import __version__
 from lmdesk.backends import BACKEND_NAMES
 from lmdesk.config import Paths, Settings, app_paths, setup_logging
-from lmdesk.core.errors import BackendUnavailableError, LmdeskError, ModelLoadError
+from lmdesk.core.errors import BackendUnavailableError, LmdeskError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 

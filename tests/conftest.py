@@ -10,12 +10,6 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from lmdesk.engine.qt_refcount import pin_bool_refcounts  # noqa: E402
-
-# PySide6 6.12 on CPython 3.11: every Signal.emit()/disconnect() (pytest-qt's waitSignal too)
-# steals a reference to True; without this a long test run aborts in bool_dealloc.
-pin_bool_refcounts()
-
 _bad_skips: list[str] = []
 
 

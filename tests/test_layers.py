@@ -60,3 +60,21 @@ def test_cli_commands_do_not_import_qt(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_qt_binding_does_not_leak_references_to_true():
+    """PySide6 6.12.0 drops a reference to True on every emit/disconnect on CPython 3.11 and the
+    process aborts after a few hundred signals; pyproject pins a release without that bug."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        sig = Signal(int)
+
+    e = Emitter()
+    slot = lambda _v: None  # noqa: E731
+    before = sys.getrefcount(True)
+    for _ in range(2000):
+        e.sig.connect(slot)
+        e.sig.emit(1)
+        e.sig.disconnect(slot)
+    assert sys.getrefcount(True) > before - 100

@@ -183,8 +183,20 @@ def test_cancel_running_request(worker, events):
     assert not worker.cancel(req_id)  # already ended
 
 
+class GatedBackend(FakeBackend):
+    """Holds its first generation until `gate` is set, so a test controls what is still queued."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.gate = threading.Event()
+
+    def generate(self, messages, params, cancel):
+        assert self.gate.wait(WAIT)
+        yield from super().generate(messages, params, cancel)
+
+
 def test_cancel_queued_request_never_touches_backend(events):
-    backend = FakeBackend(delay=0.05, pieces=tuple("abcdefghij"))
+    backend = GatedBackend(pieces=tuple("abcdefghij"))
     w = InferenceWorker(events, loader=lambda *a: backend)
     w.start()
     try:
@@ -193,6 +205,7 @@ def test_cancel_queued_request_never_touches_backend(events):
         queued = w.submit(GenerateRequest([ChatMessage("user", "second")]))
         after = w.submit(GenerateRequest([ChatMessage("user", "third")]))
         assert w.cancel(queued)
+        backend.gate.set()
         events.wait(after)
     finally:
         assert w.shutdown(WAIT)

@@ -20,7 +20,6 @@ from lmdesk.core.errors import LmdeskError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.engine.qt_refcount import pin_bool_refcounts
 from lmdesk.engine.worker import (
     DEFAULT_FLUSH_INTERVAL,
     BackendLoaderFn,
@@ -32,8 +31,6 @@ from lmdesk.engine.worker import (
 )
 
 log = logging.getLogger("lmdesk.engine")
-
-pin_bool_refcounts()  # every emit below would otherwise steal a reference to True (see module)
 
 
 class EngineBridge(QObject):

@@ -6,6 +6,8 @@ We set explicit Fusion palettes rather than relying on the platform style, becau
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
@@ -55,3 +57,32 @@ def apply_theme(app: QApplication, theme: str) -> bool:
     app.setPalette(_palette(dark))
     app.setProperty("lmdesk_dark", dark)
     return dark
+
+
+@dataclass(frozen=True)
+class ViewColors:
+    """Colours of the chat transcript (HTML in a QTextBrowser takes plain colour strings)."""
+
+    text: str
+    muted: str
+    user_bg: str
+    user_border: str
+    accent: str
+    link: str
+    warn: str
+    error: str
+
+
+LIGHT_VIEW = ViewColors("#1f2328", "#6e7781", "#eef3fb", "#d0dcf0", "#2f5fb3", "#0969da", "#9a6700", "#cf222e")
+DARK_VIEW = ViewColors("#e8eaed", "#9198a1", "#23293a", "#34405a", "#8ab4f8", "#4493f8", "#d29922", "#f85149")
+
+
+def view_colors(dark: bool) -> ViewColors:
+    """The transcript colours for a light or dark theme."""
+    return DARK_VIEW if dark else LIGHT_VIEW
+
+
+def app_is_dark() -> bool:
+    """Whether apply_theme last chose dark (False before any theme was applied)."""
+    app = QApplication.instance()
+    return bool(app.property("lmdesk_dark")) if app is not None else False
