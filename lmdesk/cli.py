@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the models lmdesk can find")
     models.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    from lmdesk.cli_tasks import add_parsers  # `translate` and `write` (no Qt, no model imports)
+
+    add_parsers(sub, _add_common, _positive_int, _temperature)
     return parser
 
 
@@ -110,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             return _self_test(args, paths)
         if args.command == "models":
             return _models(paths)
+        if args.command in ("translate", "write"):
+            from lmdesk.cli_tasks import run as run_task_command
+
+            return run_task_command(args, paths)
         return _ask(args, paths)
     except KeyboardInterrupt:  # a second Ctrl+C, or one outside a generation
         print(file=sys.stderr)
@@ -151,13 +159,9 @@ def resolve_model(model: str | None, backend: str | None, paths: Paths, settings
     return backend or info.backend, info.path
 
 
-def load_options(args: argparse.Namespace, settings: Settings) -> LoadOptions:
-    """LoadOptions from the settings, with --ctx on top."""
-    return LoadOptions(
-        n_ctx=getattr(args, "ctx", None) or settings.n_ctx,
-        n_threads=settings.n_threads,
-        n_gpu_layers=settings.n_gpu_layers,
-    )
+def load_options(args: argparse.Namespace, settings: Settings, path: str) -> LoadOptions:
+    """LoadOptions from the settings and the model's own overrides, with --ctx on top."""
+    return settings.load_options(path, getattr(args, "ctx", None))
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ def _ask(args: argparse.Namespace, paths: Paths) -> int:
         return _fail(exc, _load_code(exc), args.debug, args.model)
     messages = ([ChatMessage("system", args.system)] if args.system else []) + [ChatMessage("user", prompt)]
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    job = AskJob(backend, path, messages, params, load_options(args, settings))
+    job = AskJob(backend, path, messages, params, load_options(args, settings, path))
     out = _utf8_safe(sys.stdout)
     try:
         result = run_ask(job, out)
@@ -206,7 +210,7 @@ def _self_test(args: argparse.Namespace, paths: Paths) -> int:
         backend, path = resolve_model(args.model, args.backend, paths, settings)
         print(f"self-test: loading {path} ({backend})", flush=True)
         job = AskJob(backend, path, [ChatMessage("user", SELF_TEST_PROMPT)],
-                     GenerationParams(max_tokens=32, temperature=0.0, seed=0), load_options(args, settings))
+                     GenerationParams(max_tokens=32, temperature=0.0, seed=0), load_options(args, settings, path))
         result = run_ask(job, None)
     except AskFailed as failed:
         return _fail(failed.error, EXIT_SELF_TEST, args.debug, path if failed.stage == "load" else None)

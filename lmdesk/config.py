@@ -15,6 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
+from lmdesk.core.params import LoadOptions
+
 APP_NAME = "lmdesk"
 HOME_ENV = "LMDESK_HOME"
 DEFAULT_MODEL_ENV = "LMDESK_DEFAULT_MODEL"
@@ -75,6 +77,20 @@ class Settings:
     n_gpu_layers: int = 0
     extra_model_paths: list[str] = field(default_factory=list)  # files/folders the user added
     theme: str = "system"  # "system", "light", "dark"
+    # Per-model overrides of LoadOptions fields, keyed by model path: e.g. {"device": "cpu",
+    # "dtype": "float16", "lora_path": "...", "n_ctx": 8192, "allow_pickle": true}.
+    model_options: dict[str, dict] = field(default_factory=dict)
+
+    def load_options(self, path: str, n_ctx: int | None = None) -> LoadOptions:
+        """LoadOptions for `path`: global settings, then that model's overrides, then `n_ctx`."""
+        options = LoadOptions(n_ctx=self.n_ctx, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers)
+        known = {f.name for f in fields(LoadOptions)}
+        for key, value in self.model_options.get(str(path), {}).items():
+            if key in known:
+                setattr(options, key, value)
+        if n_ctx:
+            options.n_ctx = n_ctx
+        return options
 
     @classmethod
     def load(cls, paths: Paths) -> Settings:

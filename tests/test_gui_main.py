@@ -1,5 +1,6 @@
-"""The first main window, clicked like a user would: real widgets (offscreen), the real embedded
-model end to end, the fake backend only where a test needs a slow, scripted reply."""
+"""The main window end to end on the real embedded model: load, send, stream, stop, regenerate;
+bad models become banners while the loaded model keeps working. (Mechanics against the fake
+backend live in test_chat_pane.py and test_chat_session.py.)"""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from lmdesk.config import Settings, app_paths
-from lmdesk.core.store import Store
-from lmdesk.engine.bridge import EngineBridge
-from lmdesk.ui.main_window import MainWindow
+from lmdesk.core.conversation import ConversationSettings
 from tests import model_files
+from tests.chat_support import click_anchor, close_window, last_id, open_window, send
 
 
 @pytest.fixture
 def window(qtbot):
-    paths = app_paths().ensure()
-    bridge = EngineBridge()
-    win = MainWindow(bridge, paths, Settings.load(paths), Store(paths.database))
-    qtbot.addWidget(win)
-    win.show()
+    win = open_window(qtbot)
     yield win
-    bridge.shutdown()
+    close_window(win)
 
 
 def _start(qtbot, win, backend: str, path: str) -> None:
@@ -32,41 +27,46 @@ def _start(qtbot, win, backend: str, path: str) -> None:
     qtbot.waitUntil(lambda: win.model_bar.combo.count() > 0, timeout=30_000)
 
 
-def _send(qtbot, win, text: str) -> None:
-    qtbot.keyClicks(win.chat.composer, text)
-    qtbot.keyClick(win.chat.composer, Qt.Key_Return)
-
-
-def test_chat_streams_a_reply_from_the_embedded_model(qtbot, window, embedded_model_path):
+def test_real_model_send_stream_stop_regenerate(qtbot, window, embedded_model_path):
     _start(qtbot, window, "llama", embedded_model_path)
+    chat = window.chat
     assert "SmolLM2" in window.model_label.text() and "llama" in window.model_label.text()
     assert any(embedded_model_path == window.model_bar.combo.itemData(i)[1]
                for i in range(window.model_bar.combo.count()))
+    chat.apply_settings(ConversationSettings(max_tokens=40, temperature=0.7))
+
+    # send + stream
     with qtbot.assertNotEmitted(window.bridge.sig_failed):
-        with qtbot.waitSignal(window.bridge.sig_finished, timeout=60_000):
-            _send(qtbot, window, "Say hello.")
-            assert window.chat.stop_button.isEnabled()  # generating: Stop is live at once
-    assert window.chat.composer.toPlainText() == ""
-    assert [m.role for m in window.chat.history] == ["user", "assistant"]
-    assert window.chat.history[1].content.strip()
-    assert window.chat.history[1].content.strip()[:20] in window.chat.transcript.toPlainText()
-    assert "tokens" in window.speed_label.text()
-    assert not window.chat.stop_button.isEnabled() and window.chat.send_button.isEnabled()
+        with qtbot.waitSignal(chat.streamer.sig_done, timeout=60_000):
+            send(qtbot, window, "Say hello.", wait=False)
+            assert chat.panel.stop_button.isEnabled()  # generating: Stop is live at once
+    reply = window.store.get_message(last_id(window, "assistant"))
+    assert reply.status == "complete" and reply.content.strip() and "SmolLM2" in (reply.model or "")
+    assert reply.stats["generated_tokens"] > 0 and reply.stats["prompt_tokens"] > 0
+    assert reply.content.strip()[:20] in chat.view.toPlainText()
+    assert "tok/s" in chat.view.toPlainText() and "tokens" in window.speed_label.text()
+    assert chat.composer.toPlainText() == "" and chat.panel.send_button.isEnabled()
 
+    # stop mid-stream: the text so far is kept, marked stopped
+    chat.apply_settings(ConversationSettings(max_tokens=600, temperature=0.2, repeat_penalty=1.0))
+    send(qtbot, window, "Count from 1 to 1000, one number per line.", wait=False)
+    qtbot.waitUntil(lambda: len(chat.view.stream_text) > 30, timeout=60_000)
+    with qtbot.waitSignal(chat.streamer.sig_done, timeout=30_000) as blocker:
+        qtbot.mouseClick(chat.panel.stop_button, Qt.LeftButton)
+    assert blocker.args[1].stop_reason == "cancelled"
+    stopped = window.store.get_message(last_id(window, "assistant"))
+    assert stopped.status == "stopped" and len(stopped.content) >= 30
+    assert "stopped" in chat.view.toPlainText()
 
-def test_stop_button_and_escape_stop_a_streaming_reply(qtbot, window):
-    _start(qtbot, window, "fake", "fake:slow")  # 40 pieces, 50 ms apart
-    for stop in (lambda: qtbot.mouseClick(window.chat.stop_button, Qt.LeftButton),
-                 lambda: qtbot.keyClick(window.chat.composer, Qt.Key_Escape)):
-        _send(qtbot, window, "Tell me a long story")
-        qtbot.waitUntil(lambda: "word2" in window.chat.transcript.toPlainText(), timeout=10_000)
-        with qtbot.waitSignal(window.bridge.sig_finished, timeout=10_000) as blocker:
-            stop()
-        assert blocker.args[1] == "cancelled"
-        assert "stopped" in window.chat.transcript.toPlainText()
-        assert "word39" not in window.chat.transcript.toPlainText()
-        assert window.chat.history[-1].role == "assistant"  # the partial reply is kept
-        window.chat.clear()
+    # regenerate: a second version of that reply
+    chat.apply_settings(ConversationSettings(max_tokens=30))
+    with qtbot.waitSignal(chat.streamer.sig_done, timeout=60_000):
+        click_anchor(qtbot, chat.view, f"action:regen:{stopped.id}")
+    new = window.store.get_message(last_id(window, "assistant"))
+    assert new.id != stopped.id and new.parent_id == stopped.parent_id and new.status == "complete"
+    assert chat.tree.version(new.id) == (2, 2) and "2/2" in chat.view.toPlainText()
+    # the model was sent the conversation so far, without the replaced reply
+    assert [m.role for m in chat.path] == ["user", "assistant", "user", "assistant"]
 
 
 def test_bad_model_shows_banner_and_previous_model_keeps_working(qtbot, window, embedded_model_path, tmp_path):
@@ -78,10 +78,10 @@ def test_bad_model_shows_banner_and_previous_model_keeps_working(qtbot, window, 
     assert Path(bad).name in window.banner.label.text()
     assert "still using" in window.banner.label.text()
     assert window.model_bar.load_button.isEnabled() and not window.model_bar.progress.isVisible()
-    with qtbot.assertNotEmitted(window.bridge.sig_failed):
-        with qtbot.waitSignal(window.bridge.sig_finished, timeout=60_000):
-            _send(qtbot, window, "Still there?")
-    assert window.chat.history[-1].role == "assistant"
+    window.chat.apply_settings(ConversationSettings(max_tokens=16))
+    with qtbot.assertNotEmitted(window.chat.streamer.sig_failed):
+        send(qtbot, window, "Still there?")
+    assert window.chat.path[-1].role == "assistant" and window.chat.path[-1].status == "complete"
 
 
 def test_broken_start_model_falls_back_to_the_embedded_one(qtbot, window, embedded_model_path, tmp_path):
@@ -90,19 +90,3 @@ def test_broken_start_model_falls_back_to_the_embedded_one(qtbot, window, embedd
         window.start("llama", str(broken))
     assert window.bridge.model.path == embedded_model_path
     assert "built-in model" in window.banner.label.text()
-
-
-def test_failed_generation_gives_the_text_back(qtbot, window):
-    _start(qtbot, window, "fake", "fake")
-    window.bridge.worker._backend.fail_after = 0  # noqa: SLF001 - make the scripted model fail
-    with qtbot.waitSignal(window.bridge.sig_failed, timeout=10_000):
-        _send(qtbot, window, "This text must not be lost")
-    assert window.chat.composer.toPlainText() == "This text must not be lost"
-    assert window.chat.history == []
-    assert window.banner.isVisible()
-
-
-def test_send_without_model_explains(qtbot, window):
-    _send(qtbot, window, "hello?")
-    assert window.banner.isVisible() and "No model" in window.banner.label.text()
-    assert window.chat.composer.toPlainText() == "hello?"

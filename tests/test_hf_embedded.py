@@ -79,7 +79,7 @@ def test_second_load_uses_the_cache(converted, embedded_model_path, monkeypatch,
     b = load_backend("torch", embedded_model_path)
     second = time.perf_counter() - started
     try:
-        assert b.model_path == str(converted.folder)
+        assert b.model_path == embedded_model_path and b.folder.path == converted.folder
     finally:
         b.close()
     assert (weights.stat().st_mtime_ns, weights.stat().st_ino) == before, "the cached copy was rewritten"
@@ -135,3 +135,29 @@ def test_same_prompt_token_ids_as_the_llama_backend(torch_backend, embedded_mode
             assert torch_backend.count_tokens(messages) == llama.count_tokens(messages)
     finally:
         llama.close()
+
+
+def test_gpu_check_script_runs_on_cpu(converted, monkeypatch, tmp_path, capsys):
+    """bench/gpu_check.py is meant for a GPU machine; its --device cpu mode keeps it working here."""
+    import importlib.util
+
+    monkeypatch.setenv(CACHE_ENV, str(converted.root))
+    script = Path(__file__).resolve().parent.parent / "bench" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "gpu_check.json"
+    assert module.main(["--device", "cpu", "--max-tokens", "6", "--rounds", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["tokens_per_run"] > 0 and result["lmdesk_tok_s"] > 0 and result["transformers_tok_s"] > 0
+    assert result["same_text"] and result["device"] == "cpu" and result["peak_vram_bytes"] is None
+
+
+def test_cancelled_conversion_leaves_nothing_behind(tmp_path, embedded_model_path):
+    from lmdesk.core.errors import ModelLoadError
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(ModelLoadError, match="cancelled"):
+        ensure_converted(Path(embedded_model_path), lambda f: None, cancel, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []

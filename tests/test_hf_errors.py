@@ -71,9 +71,10 @@ def test_malicious_pickle_never_runs_code(model_copy, lmdesk_home):
     state = torch.load(str(model_copy / "pytorch_model.bin"), weights_only=True)
     state["evil"] = _Evil()
     torch.save(state, str(model_copy / "pytorch_model.bin"))
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match="more than tensors") as info:
         load_backend("torch", str(model_copy), LoadOptions(allow_pickle=True))
     assert not (lmdesk_home / "pwned").exists()
+    assert "\x1b" not in info.value.user_text() and "\n" not in info.value.user_text()
 
 
 def test_missing_tokenizer(model_copy):
@@ -94,7 +95,7 @@ def test_bad_config_json(model_copy):
 
 def test_config_that_does_not_match_the_weights(model_copy):
     write_config(model_copy, hidden_size=96)
-    with pytest.raises(ModelLoadError, match="transformers could not load|size mismatch|shape"):
+    with pytest.raises(ModelLoadError, match="does not match its weights"):
         load_backend("torch", str(model_copy))
 
 

@@ -16,15 +16,15 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteriaList
+from transformers import AutoModelForCausalLM, DynamicCache, StoppingCriteriaList
 
 from lmdesk.backends.base import Capabilities, ProgressCallback
 from lmdesk.backends.hf_convert import ensure_converted
 from lmdesk.backends.hf_device import DeviceChoice, choose_device, estimate_memory
 from lmdesk.backends.hf_folder import ModelFolder, check_loadable, inspect_model
+from lmdesk.backends.hf_loading import apply_lora, context_length, first_line, load_failure, load_tokenizer
 from lmdesk.backends.hf_generate import CancelCriteria, TokenStreamer, neutral_generation_kwargs, sampling_plan
 from lmdesk.core.context import fit_messages
 from lmdesk.core.errors import ContextOverflowError, GenerationError, LmdeskError, ModelLoadError
@@ -74,7 +74,7 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
 
     needs_code = check_loadable(folder, options.allow_pickle, options.trust_remote_code)
     choice = choose_device(options)
-    n_ctx = _context_length(folder.config, options.n_ctx)
+    n_ctx = context_length(folder.config, options.n_ctx)
     estimate = estimate_memory(folder.path, folder.config, choice, n_ctx)
     log.info("loading %s on %s (%s): %s", folder.path, choice.device, choice.dtype, estimate.describe())
     if not estimate.fits():
@@ -85,7 +85,7 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
     if options.n_threads and choice.device == "cpu":
         torch.set_num_threads(options.n_threads)
     step(0.05)
-    tokenizer = _load_tokenizer(folder, needs_code)
+    tokenizer = load_tokenizer(folder, needs_code)
     step(0.15)
     model = None
     try:
@@ -99,11 +99,11 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
         )
         step(0.85)
         if options.lora_path:
-            model = _apply_lora(model, options.lora_path, options.allow_pickle)
+            model = apply_lora(model, options.lora_path, options.allow_pickle)
         model.eval()
         step(1.0)
     except BaseException as exc:
-        del model
+        model = None  # drop the half-loaded weights before freeing memory
         _free_memory()
         if isinstance(exc, LmdeskError):
             raise
@@ -114,57 +114,9 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
                 "choose a smaller dtype or model, or the cpu device",
             ) from exc
         if isinstance(exc, Exception):
-            raise ModelLoadError(f"transformers could not load {folder.path.name}: {_first_line(exc)}") from exc
+            raise load_failure(folder.path.name, exc) from exc
         raise
-    return HFBackend(model, tokenizer, folder, choice, n_ctx, options.lora_path)
-
-
-def _context_length(config: dict, wanted: int) -> int:
-    """The user's n_ctx, capped by what the model was trained for."""
-    cfg = config.get("text_config", config)
-    trained = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("max_sequence_length")
-    return min(wanted, int(trained)) if trained else wanted
-
-
-def _load_tokenizer(folder: ModelFolder, needs_code: bool):
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder.path), trust_remote_code=needs_code)
-    except Exception as exc:  # noqa: BLE001 — transformers raises many kinds for a broken tokenizer
-        raise ModelLoadError(
-            f"the tokenizer of {folder.path.name} cannot be loaded: {_first_line(exc)}", "re-download the model"
-        ) from exc
-    if not getattr(tokenizer, "chat_template", None):
-        raise ModelLoadError(
-            f"{folder.path.name} has no chat template (it is probably a base model, not a chat model)",
-            "choose the instruct/chat version of this model",
-        )
-    return tokenizer
-
-
-def _apply_lora(model, lora_path: str, allow_pickle: bool):
-    """Merge a PEFT LoRA adapter folder into the freshly loaded weights (loading without it undoes it)."""
-    p = Path(lora_path).expanduser()
-    if p.is_file() and p.suffix.lower() == ".gguf":
-        raise ModelLoadError("a GGUF LoRA adapter works with the llama backend only", "choose a PEFT adapter folder")
-    if not (p / "adapter_config.json").is_file():
-        raise ModelLoadError(f"{p} is not a PEFT LoRA adapter (no adapter_config.json)")
-    if not (p / "adapter_model.safetensors").is_file() and not allow_pickle:
-        raise ModelLoadError(
-            f"the LoRA adapter {p.name} has only pickle weights", "allow pickle weights for this model in its settings"
-        )
-    from peft import PeftModel
-
-    try:
-        peft_model = PeftModel.from_pretrained(model, str(p), is_trainable=False)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"the LoRA adapter {p.name} does not fit this model: {_first_line(exc)}") from exc
-    # Merged weights run at the base model's speed; the adapter cannot be switched off without a reload.
-    return peft_model.merge_and_unload()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
+    return HFBackend(model, tokenizer, folder, choice, n_ctx, options.lora_path, source_path=str(path))
 
 
 class HFBackend:
@@ -173,11 +125,11 @@ class HFBackend:
     name = "torch"
 
     def __init__(self, model, tokenizer, folder: ModelFolder, choice: DeviceChoice, n_ctx: int,
-                 lora_path: str | None = None) -> None:
+                 lora_path: str | None = None, source_path: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.folder = folder
-        self.model_path = str(folder.path)
+        self.folder = folder  # what was loaded: for a GGUF file, its converted copy in the cache
+        self.model_path = source_path or str(folder.path)  # what the user chose
         self.context_length = n_ctx
         self.device = choice.device
         self.dtype = choice.dtype
@@ -211,7 +163,7 @@ class HFBackend:
                 [m.as_dict() for m in messages], add_generation_prompt=True, tokenize=True, return_dict=True
             )
         except Exception as exc:  # noqa: BLE001 — templates raise_exception() for refused conversations
-            raise GenerationError(f"the model's chat template refused this conversation: {_first_line(exc)}") from exc
+            raise GenerationError(f"the model's chat template refused this conversation: {first_line(exc)}") from exc
         return list(out["input_ids"])
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
@@ -249,7 +201,7 @@ class HFBackend:
                     "shorten the conversation or lower max tokens, or load the model with a smaller dtype",
                 ) from exc
             log.warning("generation failed", exc_info=True)
-            raise GenerationError(f"transformers failed while generating: {_first_line(exc)}") from exc
+            raise GenerationError(f"transformers failed while generating: {first_line(exc)}") from exc
 
     def _prefill(self, input_ids: torch.Tensor, cancel: threading.Event) -> tuple[DynamicCache | None, int]:
         """Run all prompt tokens but the last through the model in slices; returns (cache, tokens done).

@@ -1,5 +1,5 @@
-"""Pieces of the torch backend's generation loop: sampling that matches llama.cpp, the streamer,
-the cancel criterion and the stop-string filter. Imported only by lmdesk.backends.hf."""
+"""Pieces of the torch backend's generation loop: sampling that matches llama.cpp, the streamer and
+the cancel criterion. Imported only by lmdesk.backends.hf (it imports torch)."""
 
 from __future__ import annotations
 
@@ -140,36 +140,3 @@ class TokenStreamer(TextIteratorStreamer):
             self.print_len += len(piece)
         if piece:
             self.on_finalized_text(piece)
-
-
-class StopStringFilter:
-    """Cuts the text at the first stop string, holding back a tail that may begin one."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = tuple(s for s in stops if s)
-        self.pending = ""
-        self.hit = False
-
-    def feed(self, piece: str) -> str:
-        """Text that is safe to show now; sets `hit` when a stop string appeared."""
-        if not self.stops:
-            return piece
-        self.pending += piece
-        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
-        if cut >= 0:
-            self.hit = True
-            out, self.pending = self.pending[:cut], ""
-            return out
-        hold = 0
-        for s in self.stops:
-            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
-                if self.pending.endswith(s[:k]):
-                    hold = max(hold, k)
-                    break
-        out = self.pending[: len(self.pending) - hold]
-        self.pending = self.pending[len(self.pending) - hold:]
-        return out
-
-    def flush(self) -> str:
-        out, self.pending = self.pending, ""
-        return out

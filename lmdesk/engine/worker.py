@@ -73,6 +73,7 @@ class LoadedModel:
     context_length: int
     device: str
     capabilities: Capabilities
+    dtype: str | None = None  # torch: "bfloat16", "float16", "float32"; None for GGUF
 
 
 class WorkerEvents(Protocol):
@@ -282,6 +283,7 @@ class InferenceWorker(threading.Thread):
             context_length=int(getattr(backend, "context_length", 0) or 0),
             device=str(getattr(backend, "device", "cpu")),
             capabilities=getattr(backend, "capabilities", None) or Capabilities(),
+            dtype=getattr(backend, "dtype", None),
         )
         log.info("loaded %s in %.2f s", req.path, time.perf_counter() - started)
         if last < 1.0:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from PySide6.QtWidgets import QApplication
 
 from lmdesk.config import Settings, app_paths, setup_logging
 from lmdesk.core.models import default_model, find_model
-from lmdesk.core.store import Store
+from lmdesk.core.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
 from lmdesk.ui.main_window import MainWindow
 
 log = logging.getLogger("lmdesk.ui")
+
+PURGE_AFTER_S = 7 * 86400  # deleted conversations are kept this long before they go for good
 
 
 def create_window(model: str | None = None, backend: str | None = None) -> MainWindow:
@@ -22,7 +25,12 @@ def create_window(model: str | None = None, backend: str | None = None) -> MainW
     paths = app_paths().ensure()
     settings = Settings.load(paths)
     bridge = EngineBridge()
-    window = MainWindow(bridge, paths, settings, Store(paths.database))
+    store = Store(paths.database)  # marks replies a crash left `streaming` as `interrupted`
+    try:
+        store.purge_deleted(older_than=time.time() - PURGE_AFTER_S)  # Undo had its chance
+    except StoreError as exc:
+        log.warning("could not purge deleted conversations: %s", exc)
+    window = MainWindow(bridge, paths, settings, store)
     if model:
         # A name (not a path) is looked up among discovered models; the CLI checked it exists.
         info = find_model(model, paths, settings)
@@ -44,4 +52,5 @@ def run_gui(model: str | None = None, backend: str | None = None, debug: bool = 
     window.show()
     rc = app.exec()
     window.bridge.shutdown()
+    window.store.close()
     return rc

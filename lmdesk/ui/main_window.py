@@ -1,26 +1,34 @@
-"""The main window: model bar, error banner, chat, and a status bar with model and speed."""
+"""The main window: model bar, error banner, Chat / Write / Translate tabs, menus, and a status bar
+with model, backend, device and the last reply's speed. Remembers its geometry in the store."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from lmdesk.config import Paths, Settings
 from lmdesk.core.errors import LmdeskError
 from lmdesk.core.models import ModelInfo, discover_models, embedded_model_path
-from lmdesk.core.params import LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.store import Store
+from lmdesk.core.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
+from lmdesk.ui import shortcuts
 from lmdesk.ui.banner import Banner
-from lmdesk.ui.chat_box import ChatBox, stats_line
+from lmdesk.ui.chat import ChatPane
+from lmdesk.ui.chat.files import FORMATS, ConversationFiles, default_file_name
+from lmdesk.ui.chat.render import stats_line
 from lmdesk.ui.model_bar import ModelBar
+from lmdesk.ui.theme import THEMES, apply_theme
 from lmdesk.ui.translate_pane import TranslatePane
 from lmdesk.ui.write_pane import WritePane
 
 log = logging.getLogger("lmdesk.ui")
+
+GEOMETRY_KEY, SPLITTER_KEY, TAB_KEY = "window.geometry", "window.chat_splitter", "window.tab"
 
 
 class MainWindow(QMainWindow):
@@ -35,14 +43,16 @@ class MainWindow(QMainWindow):
         self._load_ids: set[int] = set()
         self._fallback: str | None = None  # model to load if the start-up one fails
         self.models: list[ModelInfo] = []
+        self.shortcuts_dialog: shortcuts.ShortcutsDialog | None = None
         self.setWindowTitle("lmdesk")
-        self.resize(980, 720)
+        self.resize(1100, 760)
 
         self.banner = Banner()
-        self.model_bar = ModelBar()
-        self.chat = ChatBox(bridge)
+        self.model_bar = ModelBar(settings)
+        self.chat = ChatPane(bridge, store)
         self.write = WritePane(bridge, store)
         self.translate = TranslatePane(bridge, store)
+        self.files = ConversationFiles(bridge, store, self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.chat, "Chat")
@@ -59,14 +69,126 @@ class MainWindow(QMainWindow):
         self.speed_label = QLabel("")
         self.statusBar().addWidget(self.model_label, 1)
         self.statusBar().addPermanentWidget(self.speed_label)
+        self._build_menus()
 
         self.model_bar.sig_load_requested.connect(self.load_model)
+        self.model_bar.sig_options_changed.connect(self.load_model)
         for pane in (self.chat, self.write, self.translate):
             pane.sig_error.connect(self.banner.show_message)
+        self.chat.sig_info.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.chat.sig_reply_finished.connect(self._on_reply_finished)
+        self.files.sig_error.connect(self.banner.show_message)
+        self.files.sig_exported.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 6000))
+        self.files.sig_imported.connect(self._on_imported)
         bridge.sig_load_progress.connect(self._on_load_progress)
         bridge.sig_model_loaded.connect(self._on_model_loaded)
         bridge.sig_failed.connect(self._on_failed)
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_os_scheme)
+        self.set_theme(settings.theme if settings.theme in THEMES else "system")
+        self._restore_state()
+
+    # -- menus -------------------------------------------------------------------------------------
+
+    def _action(self, menu, text: str, slot, shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(shortcuts.key(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self.new_chat_action = self._action(file, "New chat", self.new_chat, "new_chat")
+        file.addSeparator()
+        self.import_action = self._action(file, "Import conversation…", self.import_conversation)
+        self.export_md_action = self._action(file, "Export conversation as Markdown…", lambda: self.export_conversation("markdown"))
+        self.export_json_action = self._action(file, "Export conversation as JSON…", lambda: self.export_conversation("json"))
+        file.addSeparator()
+        self._action(file, "Quit", self.close, "quit")
+        chat = bar.addMenu("&Chat")
+        self.search_action = self._action(chat, "Search chats", self.focus_search, "search")
+        self.stop_action = self._action(chat, "Stop", self.chat.escape, "stop")
+        self.regen_action = self._action(chat, "Regenerate last reply", lambda: self.chat.regenerate(), "regenerate")
+        self.copy_last_action = self._action(chat, "Copy last reply", self.chat.copy_last_reply, "copy_last")
+        chat.addSeparator()
+        self.settings_action = self._action(chat, "Chat settings…", self.chat.open_settings, "settings")
+        view = bar.addMenu("&View")
+        theme_menu = view.addMenu("Theme")
+        self.theme_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for name in THEMES:
+            a = QAction({"system": "Follow the system", "light": "Light", "dark": "Dark"}[name], self, checkable=True)
+            a.triggered.connect(lambda _c=False, n=name: self.set_theme(n))
+            group.addAction(a)
+            theme_menu.addAction(a)
+            self.theme_actions[name] = a
+        help_menu = bar.addMenu("&Help")
+        self.shortcuts_action = self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "shortcuts")
+
+    def new_chat(self) -> None:
+        """Ctrl+N: a new chat in the Chat tab."""
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.new_chat()
+
+    def focus_search(self) -> None:
+        """Ctrl+F: the chat search box."""
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.sidebar.search.setFocus()
+        self.chat.sidebar.search.selectAll()
+
+    def show_shortcuts(self) -> None:
+        """Help → Shortcuts, non-modal."""
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = shortcuts.ShortcutsDialog(self)
+        self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
+
+    def set_theme(self, theme: str) -> None:
+        """Apply "system", "light" or "dark" to the app and the transcript; remembered in settings."""
+        self.settings.theme = theme
+        self.theme_actions[theme].setChecked(True)
+        app = QApplication.instance()
+        dark = apply_theme(app, theme) if app is not None else False
+        self.chat.set_dark(dark)
+
+    def _on_os_scheme(self, *_args) -> None:
+        if self.settings.theme == "system":
+            self.set_theme("system")
+
+    # -- export / import ---------------------------------------------------------------------------
+
+    def export_conversation(self, fmt: str, path: str | None = None) -> None:
+        """Write the open conversation to a file (asks where unless `path` is given)."""
+        cid = self.chat.conversation_id
+        if cid is None:
+            self.banner.show_message("Open a conversation to export it.", "info")
+            return
+        if path is None:
+            name = default_file_name(self.chat.title.text(), fmt)
+            path, _ = QFileDialog.getSaveFileName(self, "Export conversation", os.path.join(os.path.expanduser("~"), name),
+                                                  FORMATS[fmt][0])
+            if not path:
+                return
+        self.files.export(cid, fmt, path)
+
+    def import_conversation(self, path: str | None = None) -> None:
+        """Import a JSON export as a new conversation (asks for the file unless given)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import conversation", os.path.expanduser("~"),
+                                                  FORMATS["json"][0] + ";;All files (*)")
+            if not path:
+                return
+        self.files.import_file(path)
+
+    def _on_imported(self, conversation_id: int) -> None:
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.sidebar.refresh(select_id=conversation_id)
+        self.chat.open_conversation(conversation_id)
+        self.statusBar().showMessage("Conversation imported", 4000)
+
+    # -- models ------------------------------------------------------------------------------------
 
     def start(self, backend: str, path: str) -> None:
         """Begin loading the start-up model and listing the others; both run in the background.
@@ -92,14 +214,10 @@ class MainWindow(QMainWindow):
 
     def load_model(self, backend: str, path: str) -> None:
         """Ask the engine to load a model; the current one keeps working until it succeeds."""
-        options = LoadOptions(
-            n_ctx=self.settings.n_ctx, n_threads=self.settings.n_threads, n_gpu_layers=self.settings.n_gpu_layers
-        )
-        self._load_ids.add(self.bridge.load_model(backend, path, options))
+        self._load_ids.add(self.bridge.load_model(backend, path, self.settings.load_options(path)))
         self.model_bar.set_loading(0.0)
         self.model_bar.status.setText(f"Loading {os.path.basename(path.rstrip('/'))}…")
 
-    # -- engine signals (GUI thread) -------------------------------------------------------
     def _on_models_found(self, models: list[ModelInfo]) -> None:
         self.models = models
         current = self.bridge.model.path if self.bridge.model else None
@@ -116,12 +234,14 @@ class MainWindow(QMainWindow):
         self.model_bar.status.setText(f"Ready: {model.name}")
         self.model_bar.select_path(model.path)
         self.model_label.setText(
-            f"{model.name} · {model.backend} · {model.device} · context {model.context_length:,}"
+            f"{model.name} · {model.backend} · {model.device}"
+            + (f" {model.dtype}" if model.dtype else "")
+            + f" · context {model.context_length:,}"
         )
 
     def _on_failed(self, req_id: int, message: str) -> None:
         if req_id not in self._load_ids:
-            return  # generation failures are the chat's to show
+            return  # generation failures are the panes' to show
         self._load_ids.discard(req_id)
         self.model_bar.set_loading(None)
         current = self.bridge.model
@@ -135,7 +255,48 @@ class MainWindow(QMainWindow):
         self.banner.show_message(message)
 
     def _on_reply_finished(self, stats: GenerationStats) -> None:
-        self.speed_label.setText(stats_line(stats))
+        self.speed_label.setText("Last reply: " + stats_line(stats))
+
+    # -- state across sessions ---------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        """Geometry, splitter sizes, tab and the last conversation from the previous session."""
+        try:
+            geometry = self.store.kv.get(GEOMETRY_KEY)
+            sizes = self.store.kv.get(SPLITTER_KEY)
+            tab = self.store.kv.get(TAB_KEY, 0)
+            if isinstance(geometry, dict):
+                self._restore_geometry(geometry)
+            if isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) for s in sizes):
+                self.chat.splitter.setSizes(sizes)
+            if isinstance(tab, int) and 0 <= tab < self.tabs.count():
+                self.tabs.setCurrentIndex(tab)
+            self.chat.restore()
+        except StoreError as exc:
+            self.banner.show_message(exc.user_text())
+
+    def _restore_geometry(self, g: dict) -> None:
+        # Our own record rather than restoreGeometry(): that one shrinks a window to the screen it
+        # thinks it will be on before the window exists, and it cannot be tested offscreen.
+        try:
+            rect = QRect(int(g["x"]), int(g["y"]), int(g["w"]), int(g["h"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        self.resize(rect.size())
+        if any(s.availableGeometry().intersects(rect) for s in QGuiApplication.screens()):
+            self.move(rect.topLeft())
+        if g.get("maximized"):
+            self.setWindowState(self.windowState() | Qt.WindowMaximized)
+
+    def _save_state(self) -> None:
+        g = self.normalGeometry() if self.isMaximized() else self.geometry()
+        try:
+            self.store.kv.set(GEOMETRY_KEY, {"x": g.x(), "y": g.y(), "w": g.width(), "h": g.height(),
+                                             "maximized": self.isMaximized()})
+            self.store.kv.set(SPLITTER_KEY, self.chat.splitter.sizes())
+            self.store.kv.set(TAB_KEY, self.tabs.currentIndex())
+        except StoreError as exc:
+            log.warning("could not save the window state: %s", exc)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if self.bridge.model is not None:
@@ -145,5 +306,6 @@ class MainWindow(QMainWindow):
             self.settings.save(self.paths)
         except OSError as exc:
             log.warning("could not save settings: %s", exc)
-        self.chat.stop()
+        self.chat.shutdown()
+        self._save_state()
         super().closeEvent(event)

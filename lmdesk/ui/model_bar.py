@@ -15,7 +15,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lmdesk.config import Settings
 from lmdesk.core.models import ModelInfo
+from lmdesk.ui.model_options import ModelOptionsDialog
 
 
 def human_size(n: int | None) -> str:
@@ -36,8 +38,12 @@ class ModelBar(QWidget):
     sig_load_requested = Signal(str, str)
     """The user asked to load (backend, path)."""
 
-    def __init__(self, parent=None) -> None:
+    sig_options_changed = Signal(str, str)
+    """The per-model options of (backend, path) were saved; reload to apply them."""
+
+    def __init__(self, settings: Settings, parent=None) -> None:
         super().__init__(parent)
+        self.settings = settings
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("Model:"))
@@ -50,6 +56,14 @@ class ModelBar(QWidget):
         self.open_button.setToolTip("Load a GGUF file or a Hugging Face model folder from disk")
         self.open_button.clicked.connect(self._open_file)
         layout.addWidget(self.open_button)
+        self.folder_button = QPushButton("Open folder…")
+        self.folder_button.setToolTip("Load a Hugging Face model folder (config, tokenizer, safetensors) with PyTorch")
+        self.folder_button.clicked.connect(self._open_folder)
+        layout.addWidget(self.folder_button)
+        self.options_button = QPushButton("Options…")
+        self.options_button.setToolTip("Context size, GPU, precision and LoRA adapter for the selected model")
+        self.options_button.clicked.connect(self._edit_options)
+        layout.addWidget(self.options_button)
         self.load_button = QPushButton("Load")
         self.load_button.clicked.connect(self._load_selected)
         layout.addWidget(self.load_button)
@@ -65,7 +79,7 @@ class ModelBar(QWidget):
         """Fill the picker; unreadable files are listed but disabled, with the reason as tooltip."""
         self.combo.clear()
         for m in models:
-            label = f"{m.name} · {m.quantization or m.backend} · {human_size(m.file_size)}"
+            label = f"{m.name} · {m.backend} · {m.quantization or 'safetensors'} · {human_size(m.file_size)}"
             self.combo.addItem(label, (m.backend, m.path))
             idx = self.combo.count() - 1
             self.combo.setItemData(idx, m.error or m.path, role=3)  # Qt.ToolTipRole
@@ -85,13 +99,13 @@ class ModelBar(QWidget):
         """Show progress (0–1), or hide it with None."""
         if fraction is None:
             self.progress.hide()
-            self.load_button.setEnabled(True)
-            self.open_button.setEnabled(True)
+            for button in (self.load_button, self.open_button, self.folder_button, self.options_button):
+                button.setEnabled(True)
             return
         self.progress.show()
         self.progress.setValue(int(fraction * 100))
-        self.load_button.setEnabled(False)
-        self.open_button.setEnabled(False)
+        for button in (self.load_button, self.open_button, self.folder_button, self.options_button):
+            button.setEnabled(False)
 
     def _load_selected(self) -> None:
         data = self.combo.currentData()
@@ -105,3 +119,15 @@ class ModelBar(QWidget):
         )
         if path:
             self.sig_load_requested.emit("llama", path)
+
+    def _open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", str(Path.home()))
+        if path:
+            self.sig_load_requested.emit("torch", path)
+
+    def _edit_options(self) -> None:
+        data = self.combo.currentData()
+        if not data:
+            return
+        if ModelOptionsDialog(self.settings, data[1], data[0], self).exec():
+            self.sig_options_changed.emit(*data)

@@ -1,18 +1,439 @@
-"""Placeholder while the WritePane is being built (issue 4)."""
+"""The Write pane: a plain-text / Markdown editor with drafts and an assistant for the selection.
+
+An action works on the selection, or on the whole document when nothing is selected (Continue
+writing writes at the cursor). Its answer streams into the result view, is cleaned of chatter
+(lmdesk.core.reply_clean), then shown as a word-level diff: Accept all, Apply selected (after
+clicking changes to reject them), or Reject. Accepting is one undo step (one edit block).
+
+No text can be lost while an action runs: the editor is LOCKED (read-only, drafts cannot be
+switched) from the moment an action starts until its result is accepted, rejected, stopped or
+has failed, so the range the result replaces cannot move under it. The range is highlighted
+meanwhile. Drafts are saved to `store.drafts` 700 ms after the last keystroke, and at once when
+another draft is opened or the app quits.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut, QTextCursor, QTextFormat
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QTextEdit, QVBoxLayout, QWidget,
+)
+
+from lmdesk.core.stats import GenerationStats
+from lmdesk.core.tasks import ACTIONS, WriteAction
+from lmdesk.core.text_diff import apply, diff_stats
+from lmdesk.ui.write.action_run import ActionError, ActionRun, count_words, prepare_action, to_index, to_position
+from lmdesk.ui.write.diff_view import DiffView
+from lmdesk.ui.write.drafts import DraftList, draft_label
+
+log = logging.getLogger("lmdesk.ui")
+
+_KV_CURRENT = "write.current_draft"
+
+
+@dataclass
+class WriteSettings:
+    """Tunables of the pane (tests and screenshots fix the seed)."""
+
+    temperature: float = 0.5
+    seed: int | None = None
+    autosave_ms: int = 700
 
 
 class WritePane(QWidget):
-    """Temporary placeholder pane."""
+    """Drafts, an editor, and writing actions whose results are reviewed as a diff."""
 
     sig_error = Signal(str)
     """A one-line error for the window's banner."""
+    sig_state = Signal(str)
+    """(state) 'idle', 'running' or 'review' — the action life-cycle, for tests and the window."""
 
-    def __init__(self, bridge, store, parent=None) -> None:
+    def __init__(self, bridge, store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge, self.store = bridge, store
-        QVBoxLayout(self).addWidget(QLabel("Not built yet"))
+        self.settings = WriteSettings()
+        self.draft_id: int | None = None
+        self.run: ActionRun | None = None
+        self.state = "idle"
+        self._loading = False  # setPlainText of a draft is not an edit to save
+        self._build()
+        self._wire()
+        self._open_initial()
+        self._set_state("idle")
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.drafts = DraftList(self.store)
+        self.editor = QPlainTextEdit()
+        self.editor.setPlaceholderText("Start writing. Select a passage and pick an action on the right.")
+        font = QFont(self.editor.font())
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        self.editor.setFont(font)
+        self.editor.document().setDocumentMargin(10)
+        self.counts = QLabel("")
+        self.counts.setStyleSheet("color: palette(mid);")
+        editor_box = QWidget()
+        eb = QVBoxLayout(editor_box)
+        eb.setContentsMargins(0, 0, 0, 0)
+        eb.addWidget(self.editor, 1)
+        eb.addWidget(self.counts)
+
+        self.result_status = QLabel("")
+        self.result_status.setWordWrap(True)
+        self.stop_button = QPushButton("Stop", toolTip="Stop the action (Esc); the document is unchanged")
+        self.accept_button = QPushButton("Accept all")
+        self.apply_button = QPushButton("Apply selected")
+        self.apply_button.setToolTip("Apply the changes still marked green (click a change to reject it)")
+        self.reject_button = QPushButton("Reject")
+        self.diff = DiffView()
+        result_box = QWidget()
+        rb = QVBoxLayout(result_box)
+        rb.setContentsMargins(0, 4, 0, 0)
+        bar = QHBoxLayout()
+        bar.addWidget(self.result_status, 1)
+        for b in (self.stop_button, self.reject_button, self.apply_button, self.accept_button):
+            bar.addWidget(b)
+        rb.addLayout(bar)
+        rb.addWidget(self.diff, 1)
+        self.result_box = result_box
+        self.result_box.hide()
+        center = QSplitter(Qt.Vertical)
+        center.addWidget(editor_box)
+        center.addWidget(result_box)
+        center.setStretchFactor(0, 3)
+        center.setStretchFactor(1, 2)
+        center.setChildrenCollapsible(False)
+
+        actions = QWidget()
+        al = QVBoxLayout(actions)
+        al.setContentsMargins(0, 0, 0, 0)
+        al.addWidget(QLabel("<b>Assistant</b>"))
+        self.scope = QLabel("")
+        self.scope.setWordWrap(True)
+        self.scope.setStyleSheet("color: palette(mid);")
+        al.addWidget(self.scope)
+        self.action_buttons: dict[WriteAction, QPushButton] = {}
+        for action, spec in ACTIONS.items():
+            if spec.needs_instruction:
+                continue
+            button = QPushButton(spec.label)
+            button.setToolTip(spec.instruction)
+            button.clicked.connect(lambda _=False, a=action: self.run_action(a))
+            self.action_buttons[action] = button
+            al.addWidget(button)
+        al.addSpacing(8)
+        al.addWidget(QLabel("Custom instruction"))
+        self.instruction = QLineEdit()
+        self.instruction.setPlaceholderText("e.g. Make it sound like a pirate")
+        self.custom_button = QPushButton("Run instruction")
+        self.action_buttons[WriteAction.CUSTOM] = self.custom_button
+        al.addWidget(self.instruction)
+        al.addWidget(self.custom_button)
+        al.addStretch(1)
+
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.drafts)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(actions)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([170, 600, 180])
+        self.splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.splitter)
+        self._save_timer = QTimer(self, singleShot=True, interval=self.settings.autosave_ms)
+
+    def _wire(self) -> None:
+        self.editor.textChanged.connect(self._on_text_changed)
+        self.editor.selectionChanged.connect(self._update_scope)
+        self.editor.cursorPositionChanged.connect(self._update_scope)
+        self.custom_button.clicked.connect(lambda: self.run_action(WriteAction.CUSTOM))
+        self.instruction.returnPressed.connect(lambda: self.run_action(WriteAction.CUSTOM))
+        self.stop_button.clicked.connect(self.stop)
+        self.accept_button.clicked.connect(self.accept_all)
+        self.apply_button.clicked.connect(self.apply_selected)
+        self.reject_button.clicked.connect(self.reject)
+        self.diff.sig_choice_changed.connect(self._on_choice_changed)
+        self.drafts.sig_open.connect(self.open_draft)
+        self.drafts.sig_new.connect(self.new_draft)
+        self.drafts.sig_about_to_delete.connect(lambda _id: self.save())
+        self.drafts.sig_deleted.connect(self._on_draft_deleted)
+        self.drafts.sig_restored.connect(self.open_draft)
+        self._save_timer.timeout.connect(self.save)
+        QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.stop, context=Qt.WidgetWithChildrenShortcut)
+        self.bridge.sig_chunk.connect(self._on_chunk)
+        self.bridge.sig_finished.connect(self._on_finished)
+        self.bridge.sig_failed.connect(self._on_failed)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.save)
+
+    # -- drafts -----------------------------------------------------------------------------------
+    def _open_initial(self) -> None:
+        drafts = self.store.drafts.list()
+        wanted = self.store.kv.get(_KV_CURRENT)
+        ids = [d.id for d in drafts]
+        self.drafts.refresh(None)
+        if ids:
+            self.open_draft(wanted if wanted in ids else ids[0])
+        else:
+            self._show_draft(None, "")
+
+    def open_draft(self, draft_id: int) -> None:
+        """Save the current draft and open another."""
+        if self.state != "idle" or draft_id == self.draft_id:
+            self.drafts.select(self.draft_id)
+            return
+        self.save()
+        try:
+            draft = self.store.drafts.get(draft_id)
+        except KeyError:
+            return
+        self._show_draft(draft.id, draft.text)
+        self.drafts.refresh(draft.id)
+
+    def new_draft(self) -> None:
+        """Save the current draft and start an empty one (stored on its first edit)."""
+        if self.state != "idle":
+            return
+        self.save()
+        self._show_draft(None, "")
+        self.drafts.select(None)
+        self.editor.setFocus()
+
+    def save(self) -> None:
+        """Write the editor's text to the current draft now (creating it on the first edit)."""
+        self._save_timer.stop()
+        text = self.editor.toPlainText()
+        try:
+            if self.draft_id is None:
+                if not text.strip():
+                    return
+                self.draft_id = self.store.drafts.create("", text)
+                self.store.kv.set(_KV_CURRENT, self.draft_id)
+                self.drafts.refresh(self.draft_id)
+                return
+            if self.store.drafts.get(self.draft_id).text != text:
+                self.store.drafts.update(self.draft_id, text=text)
+                draft = self.store.drafts.get(self.draft_id)
+                self.drafts.update_label(draft.id, draft.title, draft.text)
+        except Exception as exc:  # noqa: BLE001 - say so, keep the text in the editor
+            log.warning("could not save draft %s", self.draft_id, exc_info=True)
+            self.sig_error.emit(f"Could not save the draft: {exc}")
+
+    def _show_draft(self, draft_id: int | None, text: str) -> None:
+        self._loading = True
+        self.draft_id = draft_id
+        self.editor.setPlainText(text)  # also starts a fresh undo history for this draft
+        self.editor.moveCursor(QTextCursor.End)  # ready to go on writing where the draft stops
+        self._loading = False
+        if draft_id is not None:
+            self.store.kv.set(_KV_CURRENT, draft_id)
+        self._update_counts()
+        self._update_scope()
+
+    def _on_draft_deleted(self, draft_id: int) -> None:
+        if draft_id != self.draft_id:
+            self.drafts.refresh(self.draft_id)
+            return
+        self._save_timer.stop()
+        self._show_draft(None, "")  # the deleted text must not be saved again as a new draft
+        remaining = [d.id for d in self.store.drafts.list()]
+        if remaining:
+            self.open_draft(remaining[0])
+        else:
+            self.drafts.refresh(None)
+
+    def _on_text_changed(self) -> None:
+        self._update_counts()
+        if not self._loading:
+            self._save_timer.start()
+
+    # -- actions ----------------------------------------------------------------------------------
+    def run_action(self, action: WriteAction) -> None:
+        """Run `action` on the selection (or the whole document, or at the cursor)."""
+        if self.state != "idle":
+            return
+        model = self.bridge.model
+        if model is None:
+            self.sig_error.emit("No model is loaded yet — wait for it to finish loading, or pick one above.")
+            return
+        text = self.editor.toPlainText()
+        cursor = self.editor.textCursor()
+        try:
+            run = prepare_action(
+                action, text, to_index(text, cursor.selectionStart()), to_index(text, cursor.selectionEnd()),
+                n_ctx=model.context_length, instruction=self.instruction.text(),
+                temperature=self.settings.temperature, seed=self.settings.seed,
+            )
+        except ActionError as exc:
+            self.result_box.show()
+            self.diff.show_text("")
+            self.result_status.setText(str(exc))
+            return
+        self.save()
+        run.req_id = self.bridge.generate(run.messages, run.params)
+        self.run = run
+        self.diff.show_text("")
+        self.result_status.setText(f"{ACTIONS[action].label.rstrip('…')}: writing… (Esc stops)")
+        self._set_state("running")
+
+    def stop(self) -> None:
+        """Stop a running action; the document stays as it was."""
+        if self.state == "running" and self.run is not None and self.run.req_id is not None:
+            self.bridge.cancel(self.run.req_id)
+
+    def accept_all(self) -> None:
+        """Apply every change of the diff (one undo step)."""
+        if self.state == "review":
+            self._apply(set(self.diff.changes))
+
+    def apply_selected(self) -> None:
+        """Apply the changes still accepted in the diff view (one undo step)."""
+        if self.state == "review":
+            self._apply(set(self.diff.accepted))
+
+    def reject(self) -> None:
+        """Discard the result; the document stays as it was."""
+        if self.state == "review":
+            self.result_status.setText("Rejected: the document is unchanged.")
+            self._end_run()
+
+    def _apply(self, accepted: set[int]) -> None:
+        run = self.run
+        assert run is not None
+        text = self.editor.toPlainText()
+        if text[run.start:run.end] != run.original:  # cannot happen while locked; never guess
+            self.sig_error.emit("The document changed under the result; nothing was applied.")
+            self._end_run()
+            return
+        cursor = QTextCursor(self.editor.document())
+        # One edit block = one undo step. Changes are applied from the last to the first, so the
+        # offsets of the earlier ones stay valid; untouched text keeps its place (and the view).
+        cursor.beginEditBlock()
+        try:
+            for i in sorted(accepted, reverse=True):
+                h = run.hunks[i]
+                start, end = run.start + h.old_span[0], run.start + h.old_span[1]
+                cursor.setPosition(to_position(text, start))
+                cursor.setPosition(to_position(text, end), QTextCursor.KeepAnchor)
+                cursor.insertText(h.new_text)
+        finally:
+            cursor.endEditBlock()
+        new_text = apply(run.original, run.hunks, accepted)
+        end = to_position(self.editor.toPlainText(), run.start + len(new_text))
+        caret = self.editor.textCursor()
+        caret.setPosition(end)
+        self.editor.setTextCursor(caret)
+        n = len(accepted)
+        self.result_status.setText(f"Applied {n} change{'s' if n != 1 else ''} (Ctrl+Z undoes it).")
+        self._end_run()
+        self.save()
+
+    # -- engine signals (GUI thread) -------------------------------------------------------------
+    def _mine(self, req_id: int) -> bool:
+        return self.state == "running" and self.run is not None and self.run.req_id == req_id
+
+    def _on_chunk(self, req_id: int, text: str) -> None:
+        if self._mine(req_id):
+            self.run.pieces.append(text)
+            self.diff.append_text(text)
+
+    def _on_finished(self, req_id: int, reason: str, stats: GenerationStats) -> None:
+        if not self._mine(req_id):
+            return
+        run = self.run
+        if reason == "cancelled":
+            self.result_status.setText("Stopped: the document is unchanged. The partial answer is shown below.")
+            self._end_run()
+            return
+        result = run.finish(reason)
+        cut = " (cut short at the length limit)" if reason == "length" else ""
+        if not result.strip():
+            self.result_status.setText(f"The model returned nothing{cut}.")
+            self._end_run()
+        elif not run.hunks or all(not h.is_change for h in run.hunks):
+            self.result_status.setText(f"No changes suggested{cut}.")
+            self._end_run()
+        else:
+            self.diff.show_diff(run.hunks)
+            ins, dels = diff_stats(run.hunks)
+            self.result_status.setText(
+                f"{len(self.diff.changes)} changes (+{ins} / −{dels} words){cut}. Click a change to reject it."
+            )
+            self._set_state("review")
+
+    def _on_failed(self, req_id: int, message: str) -> None:
+        if self._mine(req_id):
+            self.result_status.setText("The action failed: the document is unchanged.")
+            self._end_run()
+            self.sig_error.emit(message)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _end_run(self) -> None:
+        self.run = None
+        self._set_state("idle")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        idle, running, review = state == "idle", state == "running", state == "review"
+        self.editor.setReadOnly(not idle)  # the lock: see the module docstring
+        self.drafts.setEnabled(idle)
+        for button in self.action_buttons.values():
+            button.setEnabled(idle)
+        self.instruction.setEnabled(idle)
+        self.stop_button.setVisible(running)
+        for b in (self.accept_button, self.apply_button, self.reject_button):
+            b.setVisible(review)
+        if not idle:
+            self.result_box.show()
+        self._highlight_target()
+        self._update_scope()
+        self.sig_state.emit(state)
+
+    def _highlight_target(self) -> None:
+        """Tint the range the running action will replace (or mark the insertion point)."""
+        selections = []
+        run = self.run
+        if run is not None and self.state != "idle":
+            text = self.editor.toPlainText()
+            sel = QTextEdit.ExtraSelection()
+            sel.format.setBackground(QColor(255, 214, 102, 90))
+            if run.start == run.end:  # an insertion point: tint its line
+                sel.format.setProperty(QTextFormat.FullWidthSelection, True)
+            cursor = QTextCursor(self.editor.document())
+            cursor.setPosition(to_position(text, run.start))
+            cursor.setPosition(to_position(text, run.end), QTextCursor.KeepAnchor)
+            sel.cursor = cursor
+            selections.append(sel)
+        self.editor.setExtraSelections(selections)
+
+    def _on_choice_changed(self, accepted: int, total: int) -> None:
+        self.apply_button.setText(f"Apply {accepted} of {total}")
+        self.apply_button.setEnabled(accepted > 0)
+
+    def _update_counts(self) -> None:
+        text = self.editor.toPlainText()
+        self.counts.setText(f"{count_words(text):,} words · {len(text):,} characters")
+
+    def _update_scope(self) -> None:
+        if self.state != "idle":
+            self.scope.setText("The document is locked until you accept or reject the result.")
+            return
+        cursor = self.editor.textCursor()
+        if cursor.hasSelection():
+            words = count_words(cursor.selectedText())
+            self.scope.setText(f"Actions work on the selection ({words:,} words).")
+        else:
+            self.scope.setText("Actions work on the whole document; Continue writes at the cursor.")
+
+    def title(self) -> str:
+        """The open draft's label (for the window or tests)."""
+        if self.draft_id is None:
+            return draft_label("", self.editor.toPlainText())
+        draft = self.store.drafts.get(self.draft_id)
+        return draft_label(draft.title, self.editor.toPlainText())

@@ -1,0 +1,144 @@
+"""ReplyStreamer: runs one reply at a time and keeps its store row in step with the engine.
+
+The row is created (status `streaming`) before the request is queued, every batch goes through a
+StreamWriter (which writes at least once a second, plus a 1 s timer for idle streams), and the
+end writes the final status with the stats. The view is told separately, so a reply keeps being
+saved while the user looks at another conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from lmdesk.core.messages import ChatMessage
+from lmdesk.core.params import GenerationParams
+from lmdesk.core.stats import GenerationStats
+from lmdesk.core.store import Store, StoreError, StreamWriter
+from lmdesk.engine.bridge import EngineBridge
+
+log = logging.getLogger("lmdesk.ui")
+
+FLUSH_MS = 1000
+
+
+@dataclass
+class ReplyRequest:
+    """What a new reply needs: where it goes in the tree and what the model is sent."""
+
+    conversation_id: int
+    parent_id: int
+    messages: list[ChatMessage]
+    params: GenerationParams
+    model: str | None = None
+
+
+@dataclass
+class Generation:
+    """A reply being written: its engine request, its store row and the writer saving it."""
+
+    req_id: int
+    conversation_id: int
+    message_id: int
+    writer: StreamWriter
+
+
+class ReplyStreamer(QObject):
+    """Starts, saves and ends replies; ignores late signals of requests that are not its own."""
+
+    sig_chunk = Signal(int, str)
+    """(message id, text) a batch of the reply arrived (already buffered for the store)."""
+    sig_done = Signal(int, object)
+    """(message id, GenerationStats) the reply ended normally, by length, or stopped."""
+    sig_failed = Signal(int, str)
+    """(message id, one-line message) the reply failed; its row is marked `error`."""
+    sig_error = Signal(str)
+    """A store write failed (the text stays in memory and is retried)."""
+
+    def __init__(self, bridge: EngineBridge, store: Store, parent=None) -> None:
+        super().__init__(parent)
+        self.bridge, self.store = bridge, store
+        self.current: Generation | None = None
+        self._flush = QTimer(self, interval=FLUSH_MS)
+        self._flush.timeout.connect(self._flush_now)
+        bridge.sig_chunk.connect(self._on_chunk)
+        bridge.sig_finished.connect(self._on_finished)
+        bridge.sig_failed.connect(self._on_failed)
+
+    @property
+    def busy(self) -> bool:
+        """A reply is being written."""
+        return self.current is not None
+
+    def start(self, req: ReplyRequest) -> int:
+        """Create the reply's row and queue the request; returns the new message id."""
+        mid = self.store.begin_assistant(req.parent_id, req.model, req.conversation_id)
+        try:
+            req_id = self.bridge.generate(req.messages, req.params)
+        except RuntimeError as exc:  # the engine was shut down
+            self.store.finish_assistant(mid, "error", error=str(exc))
+            raise
+        self.current = Generation(req_id, req.conversation_id, mid, StreamWriter(self.store, mid))
+        self._flush.start()
+        return mid
+
+    def stop(self) -> None:
+        """Ask the engine to stop; the reply ends (as `stopped`) when it confirms."""
+        if self.current is not None:
+            self.bridge.cancel(self.current.req_id)
+
+    def abandon(self) -> None:
+        """Stop now without waiting for the engine (window closing): the row becomes `stopped`."""
+        gen = self.current
+        if gen is None:
+            return
+        self.bridge.cancel(gen.req_id)
+        self._end()
+        self._finish(gen, "stopped", None, None)
+
+    def _end(self) -> None:
+        self.current = None
+        self._flush.stop()
+
+    def _finish(self, gen: Generation, status: str, stats: object, error: str | None) -> None:
+        try:
+            gen.writer.finish(status, stats, error)
+        except StoreError as exc:
+            self.sig_error.emit(exc.user_text())
+
+    def _flush_now(self) -> None:
+        if self.current is not None:
+            try:
+                self.current.writer.flush()
+            except StoreError as exc:
+                self.sig_error.emit(exc.user_text())
+
+    # -- engine signals (GUI thread) -------------------------------------------------------------
+
+    def _on_chunk(self, req_id: int, text: str) -> None:
+        gen = self.current
+        if gen is None or req_id != gen.req_id:
+            return  # a late batch of an old request
+        try:
+            gen.writer.feed(text)
+        except StoreError as exc:
+            self.sig_error.emit(exc.user_text())
+        self.sig_chunk.emit(gen.message_id, text)
+
+    def _on_finished(self, req_id: int, reason: str, stats: GenerationStats) -> None:
+        gen = self.current
+        if gen is None or req_id != gen.req_id:
+            return
+        self._end()
+        self._finish(gen, "stopped" if reason == "cancelled" else "complete", stats, None)
+        self.sig_done.emit(gen.message_id, stats)
+
+    def _on_failed(self, req_id: int, message: str) -> None:
+        gen = self.current
+        if gen is None or req_id != gen.req_id:
+            return
+        self._end()
+        self._finish(gen, "error", None, message)
+        self.sig_failed.emit(gen.message_id, message)

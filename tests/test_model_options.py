@@ -1,0 +1,64 @@
+"""Per-model load options: saved from the dialog, applied by the window and the CLI."""
+
+from __future__ import annotations
+
+from lmdesk.config import Settings, app_paths
+from lmdesk.core.params import LoadOptions
+from lmdesk.ui.model_options import ModelOptionsDialog
+
+
+def test_overrides_apply_only_to_their_model():
+    s = Settings(n_ctx=2048, model_options={"/m/a.gguf": {"n_ctx": 8192, "lora_path": "/m/l.gguf", "bogus": 1}})
+    a = s.load_options("/m/a.gguf")
+    assert (a.n_ctx, a.lora_path) == (8192, "/m/l.gguf")
+    assert s.load_options("/m/b.gguf") == LoadOptions(n_ctx=2048)
+    assert s.load_options("/m/a.gguf", n_ctx=512).n_ctx == 512  # --ctx wins
+
+
+def test_dialog_saves_overrides_and_settings_round_trip(qtbot):
+    paths = app_paths().ensure()
+    settings = Settings(n_ctx=4096)
+    dlg = ModelOptionsDialog(settings, "/models/hf-folder", "torch")
+    qtbot.addWidget(dlg)
+    dlg.n_ctx.setValue(2048)
+    dlg.dtype.setCurrentText("float16")
+    dlg.lora.setText("/adapters/my-lora")
+    dlg.accept()
+    assert settings.model_options["/models/hf-folder"] == {
+        "n_ctx": 2048, "dtype": "float16", "lora_path": "/adapters/my-lora"}
+    settings.save(paths)
+    again = Settings.load(paths).load_options("/models/hf-folder")
+    assert (again.n_ctx, again.dtype, again.lora_path, again.device) == (2048, "float16", "/adapters/my-lora", None)
+    # Setting everything back to the defaults removes the entry.
+    dlg2 = ModelOptionsDialog(settings, "/models/hf-folder", "torch")
+    qtbot.addWidget(dlg2)
+    dlg2.n_ctx.setValue(4096)
+    dlg2.dtype.setCurrentText("auto")
+    dlg2.lora.clear()
+    dlg2.accept()
+    assert "/models/hf-folder" not in settings.model_options
+
+
+def test_window_lists_and_loads_a_torch_folder_and_shows_its_device(qtbot, tmp_path):
+    """The picker lists a Hugging Face folder as a torch model; loading it shows device + dtype."""
+    from lmdesk.core.store import Store
+    from lmdesk.engine.bridge import EngineBridge
+    from lmdesk.ui.main_window import MainWindow
+    from tests.hf_models import build_tiny_llama
+
+    paths = app_paths().ensure()
+    folder = build_tiny_llama(paths.models / "tiny-llama")
+    settings = Settings.load(paths)
+    bridge = EngineBridge()
+    win = MainWindow(bridge, paths, settings, Store(paths.database))
+    qtbot.addWidget(win)
+    try:
+        win.refresh_models()
+        qtbot.waitUntil(lambda: win.model_bar.combo.count() >= 2, timeout=30_000)
+        labels = [win.model_bar.combo.itemText(i) for i in range(win.model_bar.combo.count())]
+        assert any("tiny-llama" in t and "torch" in t for t in labels), labels
+        with qtbot.waitSignal(bridge.sig_model_loaded, timeout=120_000):
+            win.model_bar.sig_load_requested.emit("torch", str(folder))
+        assert "torch · cpu float32" in win.model_label.text()
+    finally:
+        bridge.shutdown()
