@@ -13,11 +13,16 @@ run: $(VENV)/.stamp-app
 test: $(VENV)/.stamp-test
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print ratios measured side by side in one run; results go to bench/results/*.json.
 bench: $(VENV)/.stamp-test
 	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_engine.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_chat_ui.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_translate.py
+	$(PY) bench/torch_vs_llama_cpu.py
 
 screenshots: $(VENV)/.stamp-test
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots_panes.py
 
 $(VENV)/.stamp-venv:
 	$(PYTHON) -m venv $(VENV)

@@ -39,7 +39,7 @@ def send(qtbot, win: MainWindow, text: str, wait: bool = True) -> None:
     """Type a message and press Enter; with `wait`, until the reply has ended."""
     qtbot.keyClicks(win.chat.composer, text)
     if wait:
-        with qtbot.waitSignal(win.chat.streamer.sig_done, timeout=60_000):
+        with qtbot.waitSignal(win.chat.streamer.sig_done, timeout=180_000):
             qtbot.keyClick(win.chat.composer, Qt.Key_Return)
     else:
         qtbot.keyClick(win.chat.composer, Qt.Key_Return)

@@ -61,7 +61,7 @@ def test_streaming_row_is_saved_and_stop_keeps_the_text(qtbot, win):
     load(qtbot, win, "fake", "fake:slow")  # 40 pieces, 50 ms apart
     chat = win.chat
     for stop in (lambda: qtbot.mouseClick(chat.panel.stop_button, Qt.LeftButton),
-                 lambda: qtbot.keyClick(chat.composer, Qt.Key_Escape)):
+                 lambda: (activate(qtbot, win), chat.composer.setFocus(), qtbot.keyClick(chat.composer, Qt.Key_Escape))):
         send(qtbot, win, "Tell me a long story", wait=False)
         assert chat.panel.stop_button.isEnabled() and not chat.panel.send_button.isEnabled()
         qtbot.waitUntil(lambda: "word2" in chat.view.stream_text, timeout=10_000)
@@ -113,6 +113,8 @@ def test_edit_and_resend_makes_a_branch(qtbot, win):
     assert [m.id for m in chat.path] == [old_user, old_reply]
     # Esc leaves edit mode and gives the composer back
     click_anchor(qtbot, chat.view, f"action:edit:{old_user}")
+    activate(qtbot, win)
+    chat.composer.setFocus()
     qtbot.keyClick(chat.composer, Qt.Key_Escape)
     assert chat.panel.editing_id is None and chat.composer.toPlainText() == ""
 
@@ -223,3 +225,23 @@ def test_export_and_import_round_trip(qtbot, win, tmp_path, monkeypatch):
     with qtbot.waitSignal(win.files.sig_error, timeout=10_000):
         win.import_conversation(str(bad))
     assert win.banner.isVisible() and "Import failed" in win.banner.label.text()
+
+
+def test_send_stream_and_regenerate_never_render_the_whole_transcript(qtbot, win, monkeypatch):
+    win.bridge.worker._backend.pieces = CODE_REPLY  # noqa: SLF001
+    for k in range(3):
+        send(qtbot, win, f"question {k}")
+    view = win.chat.view
+    whole = []
+    monkeypatch.setattr(view, "setHtml", lambda html: whole.append(html))
+    renders = view.renders
+    send(qtbot, win, "one more")
+    with qtbot.waitSignal(win.chat.streamer.sig_done, timeout=10_000):
+        click_anchor(qtbot, view, f"action:regen:{last_id(win, 'assistant')}")
+    assert whole == []  # only the new messages and the reply's tail were rendered
+    assert view.renders > renders
+    incremental = " ".join(view.toPlainText().split())
+    monkeypatch.undo()
+    view.rerender()
+    assert " ".join(view.toPlainText().split()) == incremental
+    assert "2/2" in incremental and incremental.count("def add(a, b):") == 4

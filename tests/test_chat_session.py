@@ -170,3 +170,30 @@ def test_theme_menu_shortcuts_dialog_and_errors(qtbot):
         assert path[1].status == "error" and "error" in win.chat.view.toPlainText()
     finally:
         close_window(win)
+
+
+def test_long_conversation_opens_at_the_end_and_shows_earlier_on_demand(qtbot):
+    from lmdesk.core.store import Store
+    from lmdesk.config import app_paths
+
+    with Store(app_paths().ensure().database) as store:
+        cid = store.create_conversation("Long one")
+        parent = None
+        for k in range(150):
+            parent = store.add_message(cid, parent, "user", f"question number {k}")
+            parent = store.add_message(cid, parent, "assistant", f"answer number {k}", model="fake")
+        store.set_content(parent, "the last answer, cut short")
+        store._conn.execute("UPDATE messages SET status='interrupted' WHERE id=?", (parent,))  # noqa: SLF001
+    win = open_window(qtbot)
+    try:
+        win.chat.open_conversation(cid)
+        view = win.chat.view
+        text = view.toPlainText()
+        assert "Show 180 earlier messages" in text and "question number 0\n" not in text
+        assert "interrupted" in text and "the last answer, cut short" in text
+        from tests.chat_support import click_anchor
+
+        click_anchor(qtbot, view, "action:more:0")
+        assert "question number 0" in view.toPlainText() and "earlier messages" not in view.toPlainText()
+    finally:
+        close_window(win)

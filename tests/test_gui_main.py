@@ -22,7 +22,7 @@ def window(qtbot):
 
 
 def _start(qtbot, win, backend: str, path: str) -> None:
-    with qtbot.waitSignal(win.bridge.sig_model_loaded, timeout=60_000):
+    with qtbot.waitSignal(win.bridge.sig_model_loaded, timeout=180_000):
         win.start(backend, path)
     qtbot.waitUntil(lambda: win.model_bar.combo.count() > 0, timeout=30_000)
 
@@ -33,11 +33,12 @@ def test_real_model_send_stream_stop_regenerate(qtbot, window, embedded_model_pa
     assert "SmolLM2" in window.model_label.text() and "llama" in window.model_label.text()
     assert any(embedded_model_path == window.model_bar.combo.itemData(i)[1]
                for i in range(window.model_bar.combo.count()))
-    chat.apply_settings(ConversationSettings(max_tokens=40, temperature=0.7))
+    # Greedy throughout, so the conversation — and how long each reply runs — is reproducible.
+    chat.apply_settings(ConversationSettings(max_tokens=40, temperature=0.0))
 
     # send + stream
     with qtbot.assertNotEmitted(window.bridge.sig_failed):
-        with qtbot.waitSignal(chat.streamer.sig_done, timeout=60_000):
+        with qtbot.waitSignal(chat.streamer.sig_done, timeout=180_000):
             send(qtbot, window, "Say hello.", wait=False)
             assert chat.panel.stop_button.isEnabled()  # generating: Stop is live at once
     reply = window.store.get_message(last_id(window, "assistant"))
@@ -48,10 +49,11 @@ def test_real_model_send_stream_stop_regenerate(qtbot, window, embedded_model_pa
     assert chat.composer.toPlainText() == "" and chat.panel.send_button.isEnabled()
 
     # stop mid-stream: the text so far is kept, marked stopped
-    chat.apply_settings(ConversationSettings(max_tokens=600, temperature=0.2, repeat_penalty=1.0))
-    send(qtbot, window, "Count from 1 to 1000, one number per line.", wait=False)
-    qtbot.waitUntil(lambda: len(chat.view.stream_text) > 30, timeout=60_000)
-    with qtbot.waitSignal(chat.streamer.sig_done, timeout=30_000) as blocker:
+    # Greedy, this prompt runs to the token limit (a short reply would leave nothing to stop).
+    chat.apply_settings(ConversationSettings(max_tokens=600, temperature=0.0, repeat_penalty=1.0))
+    send(qtbot, window, "Write a long story about a lighthouse keeper who finds a message in a bottle.", wait=False)
+    qtbot.waitUntil(lambda: len(chat.view.stream_text) > 30, timeout=180_000)
+    with qtbot.waitSignal(chat.streamer.sig_done, timeout=120_000) as blocker:
         qtbot.mouseClick(chat.panel.stop_button, Qt.LeftButton)
     assert blocker.args[1].stop_reason == "cancelled"
     stopped = window.store.get_message(last_id(window, "assistant"))
@@ -59,8 +61,8 @@ def test_real_model_send_stream_stop_regenerate(qtbot, window, embedded_model_pa
     assert "stopped" in chat.view.toPlainText()
 
     # regenerate: a second version of that reply
-    chat.apply_settings(ConversationSettings(max_tokens=30))
-    with qtbot.waitSignal(chat.streamer.sig_done, timeout=60_000):
+    chat.apply_settings(ConversationSettings(max_tokens=30, temperature=0.0))
+    with qtbot.waitSignal(chat.streamer.sig_done, timeout=180_000):
         click_anchor(qtbot, chat.view, f"action:regen:{stopped.id}")
     new = window.store.get_message(last_id(window, "assistant"))
     assert new.id != stopped.id and new.parent_id == stopped.parent_id and new.status == "complete"
@@ -86,7 +88,7 @@ def test_bad_model_shows_banner_and_previous_model_keeps_working(qtbot, window, 
 
 def test_broken_start_model_falls_back_to_the_embedded_one(qtbot, window, embedded_model_path, tmp_path):
     broken = model_files.make_truncated_gguf(tmp_path)
-    with qtbot.waitSignal(window.bridge.sig_model_loaded, timeout=60_000):
+    with qtbot.waitSignal(window.bridge.sig_model_loaded, timeout=180_000):
         window.start("llama", str(broken))
     assert window.bridge.model.path == embedded_model_path
     assert "built-in model" in window.banner.label.text()

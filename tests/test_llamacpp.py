@@ -253,10 +253,14 @@ class TestTextStream:
         assert "\ufffd" not in "".join(shown)
         assert shown.count("") > 10  # partial characters were held back, not shown broken
 
-    def test_invalid_bytes_become_one_replacement_at_the_end(self):
+    def test_a_character_cut_off_at_the_end_is_dropped_not_shown_broken(self):
         stream = TextStream()
-        assert stream.feed_bytes(b"ok \xe4\xbd") == "ok "
-        assert stream.flush() == "\ufffd"
+        assert stream.feed_bytes(b"ok \xe4\xbd") == "ok "  # max tokens/Stop hit mid-character
+        assert stream.flush() == ""
+
+    def test_invalid_bytes_inside_the_stream_become_a_replacement(self):
+        stream = TextStream()
+        assert stream.feed_bytes(b"a\xffb") == "a\ufffdb"
 
     def test_stop_string_across_pieces(self):
         stream = TextStream(stop=("<END>",))

@@ -254,3 +254,26 @@ def test_no_model_is_an_error_for_the_banner(qtbot, store):
         assert "No model" in blocker.args[0]
     finally:
         bridge.shutdown()
+
+
+def test_the_selection_comes_back_after_reject_so_another_action_can_run(qtbot, pane):
+    pane.editor.setPlainText(DOC)
+    start = DOC.index(PARA)
+    select(pane, start, start + len(PARA))
+    start_action(qtbot, pane, WriteAction.REWRITE)
+    assert not pane.editor.textCursor().hasSelection()  # the tinted target shows instead
+    assert len(pane.editor.extraSelections()) == 1
+    qtbot.mouseClick(pane.reject_button, Qt.LeftButton)
+    assert pane.editor.textCursor().selectedText() == PARA and pane.editor.extraSelections() == []
+
+
+def test_markdown_is_highlighted_but_the_text_stays_plain(qtbot, pane):
+    doc = "# Title\n\n- item with **bold** 😀 and `code`\n\n```\n# not a heading\n```"
+    pane.editor.setPlainText(doc)
+    assert pane.editor.toPlainText() == doc
+    block = pane.editor.document().findBlockByNumber(2)
+    formats = {(r.start, r.length, r.format.fontWeight()) for r in block.layout().formats()}
+    assert (0, 2, 700) in formats  # the "- " marker
+    assert (12, 8, 700) in formats  # **bold**
+    fenced = pane.editor.document().findBlockByNumber(5)
+    assert fenced.userState() == 1  # inside the code fence: not a heading

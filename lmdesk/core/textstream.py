@@ -52,10 +52,12 @@ class TextStream:
         return best
 
     def flush(self) -> str:
-        """End of stream: the held-back text, and U+FFFD for bytes that never formed a character."""
+        """End of stream: the held-back text. Bytes of a character cut off by the end (max tokens,
+        Stop) are dropped: they are an artefact of stopping, and U+FFFD would show as garbage."""
         if self.stopped:
             return ""
-        tail = self._pending + self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        tail = self._pending
         self._pending = ""
         if self._stop:
             for s in self._stop:

@@ -28,7 +28,10 @@ from lmdesk.core.params import GenerationParams
 from lmdesk.core.reply_clean import TRANSLATE, clean_reply
 from lmdesk.core.tasks import GlossaryEntry, translate_messages
 
-__all__ = ["TranslateOptions", "TranslationPlan", "conservative_tokens", "plan_translation"]
+__all__ = [
+    "TranslateOptions", "TranslationPlan", "conservative_tokens", "paragraphs",
+    "plan_translation",
+]
 
 _ASCII_RE = re.compile(r"[\x00-\x7f]")
 _WIDE_RE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")

@@ -110,6 +110,10 @@ class MainWindow(QMainWindow):
         chat = bar.addMenu("&Chat")
         self.search_action = self._action(chat, "Search chats", self.focus_search, "search")
         self.stop_action = self._action(chat, "Stop", self.chat.escape, "stop")
+        # Esc only where the focus is in the chat: the Write and Translate panes bind their own
+        # Esc, and two window-wide bindings of one key would cancel each other out.
+        self.stop_action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        self.chat.addAction(self.stop_action)
         self.regen_action = self._action(chat, "Regenerate last reply", lambda: self.chat.regenerate(), "regenerate")
         self.copy_last_action = self._action(chat, "Copy last reply", self.chat.copy_last_reply, "copy_last")
         chat.addSeparator()

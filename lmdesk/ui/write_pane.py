@@ -18,17 +18,15 @@ import logging
 from dataclasses import dataclass
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut, QTextCursor, QTextFormat
-from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QTextEdit, QVBoxLayout, QWidget,
-)
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QTextEdit, QWidget
 
 from lmdesk.core.stats import GenerationStats
 from lmdesk.core.tasks import ACTIONS, WriteAction
 from lmdesk.core.text_diff import apply, diff_stats
 from lmdesk.ui.write.action_run import ActionError, ActionRun, count_words, prepare_action, to_index, to_position
-from lmdesk.ui.write.diff_view import DiffView
-from lmdesk.ui.write.drafts import DraftList, draft_label
+from lmdesk.ui.write.drafts import draft_label
+from lmdesk.ui.write.layout import WriteLayout
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -44,7 +42,7 @@ class WriteSettings:
     autosave_ms: int = 700
 
 
-class WritePane(QWidget):
+class WritePane(WriteLayout):
     """Drafts, an editor, and writing actions whose results are reviewed as a diff."""
 
     sig_error = Signal(str)
@@ -59,99 +57,19 @@ class WritePane(QWidget):
         self.draft_id: int | None = None
         self.run: ActionRun | None = None
         self.state = "idle"
+        self._selection: tuple[int, int] | None = None  # (anchor, position) before the action
         self._loading = False  # setPlainText of a draft is not an edit to save
         self._build()
         self._wire()
         self._open_initial()
         self._set_state("idle")
 
-    # -- layout -----------------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.drafts = DraftList(self.store)
-        self.editor = QPlainTextEdit()
-        self.editor.setPlaceholderText("Start writing. Select a passage and pick an action on the right.")
-        font = QFont(self.editor.font())
-        font.setPointSizeF(font.pointSizeF() * 1.1)
-        self.editor.setFont(font)
-        self.editor.document().setDocumentMargin(10)
-        self.counts = QLabel("")
-        self.counts.setStyleSheet("color: palette(mid);")
-        editor_box = QWidget()
-        eb = QVBoxLayout(editor_box)
-        eb.setContentsMargins(0, 0, 0, 0)
-        eb.addWidget(self.editor, 1)
-        eb.addWidget(self.counts)
-
-        self.result_status = QLabel("")
-        self.result_status.setWordWrap(True)
-        self.stop_button = QPushButton("Stop", toolTip="Stop the action (Esc); the document is unchanged")
-        self.accept_button = QPushButton("Accept all")
-        self.apply_button = QPushButton("Apply selected")
-        self.apply_button.setToolTip("Apply the changes still marked green (click a change to reject it)")
-        self.reject_button = QPushButton("Reject")
-        self.diff = DiffView()
-        result_box = QWidget()
-        rb = QVBoxLayout(result_box)
-        rb.setContentsMargins(0, 4, 0, 0)
-        bar = QHBoxLayout()
-        bar.addWidget(self.result_status, 1)
-        for b in (self.stop_button, self.reject_button, self.apply_button, self.accept_button):
-            bar.addWidget(b)
-        rb.addLayout(bar)
-        rb.addWidget(self.diff, 1)
-        self.result_box = result_box
-        self.result_box.hide()
-        center = QSplitter(Qt.Vertical)
-        center.addWidget(editor_box)
-        center.addWidget(result_box)
-        center.setStretchFactor(0, 3)
-        center.setStretchFactor(1, 2)
-        center.setChildrenCollapsible(False)
-
-        actions = QWidget()
-        al = QVBoxLayout(actions)
-        al.setContentsMargins(0, 0, 0, 0)
-        al.addWidget(QLabel("<b>Assistant</b>"))
-        self.scope = QLabel("")
-        self.scope.setWordWrap(True)
-        self.scope.setStyleSheet("color: palette(mid);")
-        al.addWidget(self.scope)
-        self.action_buttons: dict[WriteAction, QPushButton] = {}
-        for action, spec in ACTIONS.items():
-            if spec.needs_instruction:
-                continue
-            button = QPushButton(spec.label)
-            button.setToolTip(spec.instruction)
-            button.clicked.connect(lambda _=False, a=action: self.run_action(a))
-            self.action_buttons[action] = button
-            al.addWidget(button)
-        al.addSpacing(8)
-        al.addWidget(QLabel("Custom instruction"))
-        self.instruction = QLineEdit()
-        self.instruction.setPlaceholderText("e.g. Make it sound like a pirate")
-        self.custom_button = QPushButton("Run instruction")
-        self.action_buttons[WriteAction.CUSTOM] = self.custom_button
-        al.addWidget(self.instruction)
-        al.addWidget(self.custom_button)
-        al.addStretch(1)
-
-        self.splitter = QSplitter(Qt.Horizontal)
-        self.splitter.addWidget(self.drafts)
-        self.splitter.addWidget(center)
-        self.splitter.addWidget(actions)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([170, 600, 180])
-        self.splitter.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 4, 0, 0)
-        layout.addWidget(self.splitter)
-        self._save_timer = QTimer(self, singleShot=True, interval=self.settings.autosave_ms)
-
     def _wire(self) -> None:
         self.editor.textChanged.connect(self._on_text_changed)
         self.editor.selectionChanged.connect(self._update_scope)
         self.editor.cursorPositionChanged.connect(self._update_scope)
-        self.custom_button.clicked.connect(lambda: self.run_action(WriteAction.CUSTOM))
+        for action, button in self.action_buttons.items():
+            button.clicked.connect(lambda _=False, a=action: self.run_action(a))
         self.instruction.returnPressed.connect(lambda: self.run_action(WriteAction.CUSTOM))
         self.stop_button.clicked.connect(self.stop)
         self.accept_button.clicked.connect(self.accept_all)
@@ -163,6 +81,7 @@ class WritePane(QWidget):
         self.drafts.sig_about_to_delete.connect(lambda _id: self.save())
         self.drafts.sig_deleted.connect(self._on_draft_deleted)
         self.drafts.sig_restored.connect(self.open_draft)
+        self._save_timer.setInterval(self.settings.autosave_ms)
         self._save_timer.timeout.connect(self.save)
         QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.stop, context=Qt.WidgetWithChildrenShortcut)
         self.bridge.sig_chunk.connect(self._on_chunk)
@@ -278,6 +197,10 @@ class WritePane(QWidget):
         self.save()
         run.req_id = self.bridge.generate(run.messages, run.params)
         self.run = run
+        # Show the tinted target instead of the selection; it comes back if nothing is applied.
+        self._selection = (cursor.anchor(), cursor.position())
+        cursor.clearSelection()
+        self.editor.setTextCursor(cursor)
         self.diff.show_text("")
         self.result_status.setText(f"{ACTIONS[action].label.rstrip('…')}: writing… (Esc stops)")
         self._set_state("running")
@@ -331,7 +254,7 @@ class WritePane(QWidget):
         self.editor.setTextCursor(caret)
         n = len(accepted)
         self.result_status.setText(f"Applied {n} change{'s' if n != 1 else ''} (Ctrl+Z undoes it).")
-        self._end_run()
+        self._end_run(applied=True)
         self.save()
 
     # -- engine signals (GUI thread) -------------------------------------------------------------
@@ -348,6 +271,7 @@ class WritePane(QWidget):
             return
         run = self.run
         if reason == "cancelled":
+            self.diff.show_text(run.raw)
             self.result_status.setText("Stopped: the document is unchanged. The partial answer is shown below.")
             self._end_run()
             return
@@ -374,9 +298,16 @@ class WritePane(QWidget):
             self.sig_error.emit(message)
 
     # -- state ------------------------------------------------------------------------------------
-    def _end_run(self) -> None:
+    def _end_run(self, applied: bool = False) -> None:
         self.run = None
         self._set_state("idle")
+        if not applied and self._selection is not None:
+            anchor, position = self._selection
+            cursor = self.editor.textCursor()
+            cursor.setPosition(anchor)
+            cursor.setPosition(position, QTextCursor.KeepAnchor)
+            self.editor.setTextCursor(cursor)  # the same passage, ready for another action
+        self._selection = None
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QTextBrowser
 
 from lmdesk.core.conversation import Message
 from lmdesk.core.markdown_render import render_markdown, split_last_block
-from lmdesk.ui.chat.render import BodyCache, MessageContext, copy_prefix, header_html, message_html, more_html
+from lmdesk.ui.chat.render import (
+    BodyCache, MessageContext, copy_prefix, footer_html, header_html, message_html, more_html,
+)
 from lmdesk.ui.theme import view_colors
 
 log = logging.getLogger("lmdesk.ui")
@@ -71,22 +73,44 @@ class MessageView(QTextBrowser):
 
     def show_messages(self, path: list[Message], versions: dict[int, tuple[int, int]],
                       stream_text: str | None = None, reset_window: bool = False) -> None:
-        """Show a path; if its last message is streaming, `stream_text` is what arrived so far."""
+        """Show a path; if its last message is streaming, `stream_text` is what arrived so far.
+
+        When the new path shares a beginning with the one shown (send, regenerate, edit, switch a
+        late version), only the messages after the shared part are replaced: sending into a long
+        conversation costs the new messages, not the whole transcript.
+        """
+        streaming = path[-1] if path and path[-1].status == "streaming" and stream_text is not None else None
+        shown = path[:-1] if streaming else path
+        old = [m.id for m in self._path] if self.stream_id is None else []
+        common = 0
+        for a, b in zip(old, (m.id for m in shown)):
+            if a != b:
+                break
+            common += 1
+        first_shown = max(0, len(self._path) - self._window)
+        if reset_window or not old or common <= first_shown or common < len(old) - 20:
+            self._render_all(path, versions, shown, streaming, stream_text, reset_window)
+            return
+        self._render_timer.stop()
+        self._path, self._versions = path, versions
+        self._window = max(self._window, len(shown) - first_shown)  # the hidden ones stay hidden
+        if common < len(old):
+            self._truncate_at(old[common])
+        self._append(shown[common:])
+        if streaming is not None:
+            self._begin(streaming, stream_text or "")
+
+    def _render_all(self, path, versions, shown, streaming, stream_text, reset_window) -> None:
         self._path, self._versions = path, versions
         if reset_window:
             self._window = FIRST_WINDOW
         self._render_timer.stop()
-        streaming = path[-1] if path and path[-1].status == "streaming" and stream_text is not None else None
-        shown = path[:-1] if streaming else path
         hidden = max(0, len(shown) - self._window)
         colors = view_colors(self.dark)
         parts = [more_html(hidden, colors)] if hidden else []
         self._codes.clear()
         for m in shown[hidden:]:
-            html, codes = message_html(m, MessageContext(versions.get(m.id, (1, 1))), self.dark, colors, self.cache)
-            parts.append(html)
-            if codes:
-                self._codes[m.id] = codes
+            parts.append(self._message_html(m))
         follow = self.follow
         value = self.verticalScrollBar().value()
         self.stream_id = None
@@ -98,6 +122,40 @@ class MessageView(QTextBrowser):
         sb.setValue(sb.maximum() if follow else value)
         self.follow = follow
 
+    def _message_html(self, m: Message) -> str:
+        html, codes = message_html(m, MessageContext(self._versions.get(m.id, (1, 1))), self.dark,
+                                   view_colors(self.dark), self.cache)
+        if codes:
+            self._codes[m.id] = codes
+        return html
+
+    def _append(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        c = self._end_cursor()
+        if not self.document().isEmpty():
+            c.insertBlock()
+        self._insert_html(c, "".join(self._message_html(m) for m in messages))
+
+    def _truncate_at(self, message_id: int) -> None:
+        """Remove a message and everything after it (found from the end: it is usually near)."""
+        name = f"m{message_id}"
+        block = self.document().lastBlock()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                if name in it.fragment().charFormat().anchorNames():
+                    c = QTextCursor(self.document())
+                    c.setPosition(max(0, block.position() - 1))
+                    c.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
+                    c.removeSelectedText()
+                    self._codes.pop(message_id, None)
+                    return
+                it += 1
+            block = block.previous()
+        log.warning("message %s not found in the transcript; rendering it all", message_id)
+        self.setHtml("")
+
     def set_dark(self, dark: bool) -> None:
         """Switch palettes and re-render (bodies are cached per theme)."""
         if dark == self.dark:
@@ -106,11 +164,11 @@ class MessageView(QTextBrowser):
         self.rerender()
 
     def rerender(self) -> None:
-        """Render the current path again (after a theme change or "show earlier")."""
-        if self.stream_id is not None and self._path and self._path[-1].id == self.stream_id:
-            self.show_messages(self._path, self._versions, self.stream_text)
-        else:
-            self.show_messages(self._path, self._versions)
+        """Render the current path again, whole (after a theme change or "show earlier")."""
+        path = self._path
+        streaming = path[-1] if self.stream_id is not None and path and path[-1].id == self.stream_id else None
+        self._render_all(path, self._versions, path[:-1] if streaming else path, streaming,
+                         self.stream_text if streaming else None, False)
 
     def scroll_to_end(self) -> None:
         """Jump to the last message and follow new text again."""
@@ -164,9 +222,12 @@ class MessageView(QTextBrowser):
         self._end_cursor().insertText(text)
         self._dirty = True
         if not self._render_timer.isActive():
-            self._render_timer.start()
+            self._render_timer.start(RENDER_INTERVAL_MS)
 
-    def _render_tail(self) -> None:
+    def _render_tail(self, split: bool = True) -> None:
+        """Render new stable blocks once, then the last block; with `split`, the last block waits
+        for the next turn of the event loop when stable blocks were rendered (two short stalls
+        rather than one long one)."""
         if self.stream_id is None:
             return
         self._dirty = False
@@ -185,27 +246,42 @@ class MessageView(QTextBrowser):
             c = self._end_cursor()
             c.insertBlock()
             self._tail_pos = c.position()
+            if split and last.strip():
+                c.insertText(last)  # plain for a moment, so nothing flickers
+                self._dirty = True
+                self._render_timer.start(0)
+                return
         if last.strip():
             r = render_markdown(last, self.dark, len(self._stable_codes), copy_prefix(self.stream_id))
             self._insert_html(c, r.html)
             self._tail_codes = r.code_blocks
 
     def finish_stream(self, m: Message, version: tuple[int, int] = (1, 1)) -> None:
-        """Replace the streaming reply by its final rendering (whole-message markdown, footer)."""
+        """End the streaming reply in place: last block rendered, header without "writing…", footer.
+
+        Only the tail is rendered again: a full render of a long reply (tens of code blocks) takes
+        longer than a frame. A later full render (reopening, theme switch) renders it whole.
+        """
         if self.stream_id != m.id:
             return
         self._render_timer.stop()
+        if m.content != self.stream_text:  # the store has the truth (e.g. text the view never got)
+            self.stream_text = m.content
+        self._render_tail(split=False)
         self.stream_id = None
         if self._path and self._path[-1].id == m.id:
             self._path[-1] = m
         self._versions[m.id] = version
+        colors = view_colors(self.dark)
         c = QTextCursor(self.document())
         c.setPosition(self._stream_pos)
-        c.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
+        c.movePosition(QTextCursor.EndOfBlock, QTextCursor.KeepAnchor)
         c.removeSelectedText()
-        html, codes = message_html(m, MessageContext(version), self.dark, view_colors(self.dark), self.cache)
-        self._insert_html(c, html)
-        self._codes[m.id] = codes
+        self._insert_html(c, header_html(m, colors))
+        c = self._end_cursor()
+        c.insertBlock()
+        self._insert_html(c, footer_html(m, MessageContext(version), colors))
+        self._codes[m.id] = self._stable_codes + self._tail_codes
 
     # -- links and scrolling ---------------------------------------------------------------------
 

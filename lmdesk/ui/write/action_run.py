@@ -81,7 +81,8 @@ class ActionRun:
     def finish(self, reason: str) -> str:
         """Clean the answer, shape it to fit the document, diff it; returns the result."""
         self.stop_reason = reason
-        cleaned = clean_reply(self.raw, self.action, source=self.before if self.inserts else self.original)
+        raw = self.raw
+        cleaned = clean_reply(raw, self.action, source=self.before if self.inserts else self.original)
         if self.inserts:
             result = continuation_glue(self.before, cleaned.rstrip()) if cleaned.strip() else ""
         elif cleaned.strip():

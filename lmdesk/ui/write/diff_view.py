@@ -1,7 +1,7 @@
 """The result of a Write action: a streaming preview, then a word-level diff to review.
 
 Each change is a link: clicking it toggles between accepted (old text struck out in red, new text
-in green) and rejected (old text kept, the proposal struck out in grey). All changes start
+in green) and rejected (old text kept, underlined; the proposal struck out in grey). All changes start
 accepted, so "Accept all" and "Apply selected" agree until the user rejects something.
 """
 
@@ -18,9 +18,17 @@ from lmdesk.core.text_diff import Hunk, change_indices
 
 _OLD_ON = "background:#ffd7d5; color:#82071e; text-decoration:line-through;"
 _NEW_ON = "background:#ccf5d6; color:#055d20;"
-_OLD_OFF = "background:#eef0f2; color:#1f2328;"
+_OLD_OFF = "text-decoration:underline;"  # kept: plain text in the theme's colour, marked clickable
 _NEW_OFF = "color:#8c959f; text-decoration:line-through;"
 _HREF = "change:"
+
+
+def _visible(text: str) -> str:
+    """Escaped text of a change, with its line breaks marked (an added blank line is otherwise
+    invisible) and an all-space change shown as a middle dot per space."""
+    if text.strip(" ") == "":
+        return "·" * len(text)
+    return html.escape(text).replace("\n", "↵\n")
 
 
 class DiffView(QTextBrowser):
@@ -108,9 +116,9 @@ class DiffView(QTextBrowser):
             title = "Click to reject this change" if on else "Click to accept this change"
             parts.append(f'<a href="{_HREF}{i}" title="{title}" style="text-decoration:none; color:inherit">')
             if h.old_text:
-                parts.append(f'<span style="{_OLD_ON if on else _OLD_OFF}">{html.escape(h.old_text)}</span>')
+                parts.append(f'<span style="{_OLD_ON if on else _OLD_OFF}">{_visible(h.old_text)}</span>')
             if h.new_text:
-                parts.append(f'<span style="{_NEW_ON if on else _NEW_OFF}">{html.escape(h.new_text)}</span>')
+                parts.append(f'<span style="{_NEW_ON if on else _NEW_OFF}">{_visible(h.new_text)}</span>')
             parts.append("</a>")
         parts.append("</div>")
         self.setHtml("".join(parts))

@@ -48,6 +48,8 @@ class DraftList(QWidget):
         self.list = QListWidget()
         self.list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed)
         self.list.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.list.setTextElideMode(Qt.ElideRight)  # long first lines end in "…", no sideways scrolling
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.new_button = QPushButton("New")
         self.rename_button = QToolButton(text="Rename", toolTip="Rename the draft (or double-click it)")
         self.delete_button = QToolButton(text="Delete", toolTip="Delete the draft (Undo brings it back)")
