@@ -167,6 +167,7 @@ class LlamaCppBackend:
         self._piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._slice = SLICE_START
+        self._last_prompt: tuple[str | None, tuple[int, ...]] = (None, ())
         self._closed = False
 
     # ------------------------------------------------------------ prompt text and tokens
@@ -177,11 +178,17 @@ class LlamaCppBackend:
 
     def tokenize_prompt(self, text: str) -> list[int]:
         """Tokens of a rendered prompt: special tokens parsed, BOS added once at most."""
+        if self._last_prompt[0] == text:
+            # generate() tokenises the prompt the context policy just counted: a long
+            # conversation costs milliseconds per tokenisation, on the time to first token.
+            return list(self._last_prompt[1])
         add_bos = bool(self._llm._model.add_bos_token())
         bos = self.info.bos_token
         if add_bos and bos and text.startswith(bos):
             add_bos = False  # the template already wrote BOS; a second one degrades replies
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        self._last_prompt = (text, tuple(tokens))
+        return tokens
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered prompt for `messages` takes (with the generation prompt)."""
