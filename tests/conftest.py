@@ -37,6 +37,16 @@ def no_leaked_threads():
     assert not still, f"threads left running: {still}"
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A real SQLite store in a fresh file, closed after the test."""
+    from lmdesk.core.store import Store
+
+    s = Store(tmp_path / "lmdesk.db")
+    yield s
+    s.close()
+
+
 @pytest.fixture(scope="session")
 def embedded_model_path() -> str:
     """Path of the real embedded GGUF model (installed by `make test`)."""

@@ -78,3 +78,28 @@ def test_qt_binding_does_not_leak_references_to_true():
         e.sig.emit(1)
         e.sig.disconnect(slot)
     assert sys.getrefcount(True) > before - 100
+
+
+def test_only_one_app_instance_holds_the_history(tmp_path):
+    """A second lmdesk on the same data folder is refused while the first holds the lock, and a
+    lock left by a killed process does not block the next start."""
+    from lmdesk.config import app_paths
+    from lmdesk.ui.app import single_instance_lock
+
+    paths = app_paths().ensure()
+    first = single_instance_lock(paths)
+    assert first is not None
+    holder = subprocess.run(
+        [sys.executable, "-c", "from lmdesk.config import app_paths; from lmdesk.ui.app import single_instance_lock;"
+         "print(single_instance_lock(app_paths().ensure()) is None)"],
+        capture_output=True, text=True, timeout=60)
+    assert holder.stdout.strip() == "True", holder.stderr
+    first.unlock()
+    # A process that takes the lock and dies by SIGKILL leaves a stale lock file behind.
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal; from lmdesk.config import app_paths;"
+         "from lmdesk.ui.app import single_instance_lock; l = single_instance_lock(app_paths().ensure());"
+         "assert l is not None; os.kill(os.getpid(), signal.SIGKILL)"],
+        capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9 and (paths.data / "lmdesk.lock").exists()
+    assert single_instance_lock(paths) is not None

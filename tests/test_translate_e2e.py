@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from lmdesk.core.store import Store
 from lmdesk.core.tasks import WriteAction
 from lmdesk.core.translate_plan import paragraphs
 from lmdesk.engine.bridge import EngineBridge
@@ -27,13 +26,6 @@ LONG = (
     "- pack a coat\n- bring water\n\n"
     "At the sea the wind was strong. We walked on the beach for an hour.\n"
 )
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "lmdesk.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from lmdesk.core.chunking import reassemble
-from lmdesk.core.store import Store
 from lmdesk.core.translate_plan import paragraphs
 from lmdesk.ui import translate_pane as translate_module
 from lmdesk.ui.translate_pane import TranslatePane
@@ -32,13 +31,6 @@ def shout(text: str) -> str:
 @pytest.fixture
 def backend():
     return EchoBackend(reply=shout)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "lmdesk.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

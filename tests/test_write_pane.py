@@ -28,13 +28,6 @@ def backend():
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "lmdesk.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def pane(qtbot, backend, store):
     bridge = make_bridge(qtbot, backend)
     p = WritePane(bridge, store)

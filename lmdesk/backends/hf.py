@@ -26,8 +26,8 @@ from lmdesk.backends.hf_device import DeviceChoice, choose_device, estimate_memo
 from lmdesk.backends.hf_folder import ModelFolder, check_loadable, inspect_model
 from lmdesk.backends.hf_loading import apply_lora, context_length, first_line, load_failure, load_tokenizer
 from lmdesk.backends.hf_generate import CancelCriteria, TokenStreamer, neutral_generation_kwargs, sampling_plan
-from lmdesk.core.context import fit_messages
-from lmdesk.core.errors import ContextOverflowError, GenerationError, LmdeskError, ModelLoadError
+from lmdesk.core.context import fit_and_tokenize
+from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
@@ -180,14 +180,8 @@ class HFBackend:
         self._check_open()
         start = time.perf_counter()
         n_ctx = self.context_length
-        fitted = fit_messages(messages, self.count_tokens, n_ctx, params.max_tokens, params.context_policy)
-        ids = self.prompt_ids(fitted.messages)
-        if len(ids) >= n_ctx:
-            raise ContextOverflowError(
-                f"the prompt is {len(ids):,} tokens but the model's context holds {n_ctx:,}",
-                "shorten it, or raise the context size",
-            )
-        stats = GenerationStats(stop_reason="stop", prompt_tokens=len(ids), dropped_messages=fitted.dropped)
+        ids, dropped = fit_and_tokenize(messages, self.count_tokens, self.prompt_ids, n_ctx, params)
+        stats = GenerationStats(stop_reason="stop", prompt_tokens=len(ids), dropped_messages=dropped)
         max_new = max(1, min(params.max_tokens, n_ctx - len(ids)))
         try:
             yield from self._run(ids, params, max_new, cancel, stats, start)

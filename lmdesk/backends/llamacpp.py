@@ -21,8 +21,8 @@ import numpy as np
 
 from lmdesk.backends.base import Capabilities, ProgressCallback
 from lmdesk.core.chat_template import render_chat
-from lmdesk.core.context import fit_messages
-from lmdesk.core.errors import ContextOverflowError, GenerationError, LmdeskError, ModelLoadError
+from lmdesk.core.context import fit_and_tokenize
+from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
@@ -259,18 +259,14 @@ class LlamaCppBackend:
         start = time.perf_counter()
         n_ctx = self.context_length
         try:
-            fitted = fit_messages(messages, self.count_tokens, n_ctx, params.max_tokens, params.context_policy)
-            tokens = self.tokenize_prompt(self.render(fitted.messages))
+            tokens, dropped = fit_and_tokenize(
+                messages, self.count_tokens, lambda m: self.tokenize_prompt(self.render(m)), n_ctx, params
+            )
         except LmdeskError:
             raise
         except Exception as exc:
             raise GenerationError(f"could not prepare the prompt: {exc}") from exc
-        if len(tokens) >= n_ctx:  # the counter and the final tokenisation should agree; be safe
-            raise ContextOverflowError(
-                f"the prompt is {len(tokens):,} tokens but the model's context holds {n_ctx:,}",
-                "shorten it, or raise the context size",
-            )
-        stats = GenerationStats(stop_reason="stop", prompt_tokens=len(tokens), dropped_messages=fitted.dropped)
+        stats = GenerationStats(stop_reason="stop", prompt_tokens=len(tokens), dropped_messages=dropped)
         try:
             yield from self._run(tokens, params, cancel, stats, start)
         except LmdeskError:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lmdesk.core.errors import ContextOverflowError
 from lmdesk.core.messages import ChatMessage
-from lmdesk.core.params import ContextPolicy
+from lmdesk.core.params import ContextPolicy, GenerationParams
 
 TokenCounter = Callable[[Sequence[ChatMessage]], int]
 
@@ -98,6 +98,26 @@ def fit_messages(
             lo = mid + 1
     kept = _without(messages, set(order[: sizes[lo]]))
     return FittedPrompt(kept, sizes[lo], count(lo))
+
+
+def fit_and_tokenize(
+    messages: Sequence[ChatMessage],
+    count_tokens: TokenCounter,
+    tokenize: Callable[[Sequence[ChatMessage]], list[int]],
+    n_ctx: int,
+    params: GenerationParams,
+) -> tuple[list[int], int]:
+    """The prompt tokens of `messages` after the context policy, and how many turns were dropped.
+    Raises ContextOverflowError if the final tokens still leave no room (a safety net: the
+    counter and the tokenizer should agree)."""
+    fitted = fit_messages(messages, count_tokens, n_ctx, params.max_tokens, params.context_policy)
+    tokens = tokenize(fitted.messages)
+    if len(tokens) >= n_ctx:
+        raise ContextOverflowError(
+            f"the prompt is {len(tokens):,} tokens but the model's context holds {n_ctx:,}",
+            "shorten it, or raise the context size",
+        )
+    return tokens, fitted.dropped
 
 
 def _overflow(what: str, tokens: int, n_ctx: int, reserve: int, policy: ContextPolicy) -> ContextOverflowError:

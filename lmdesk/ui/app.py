@@ -7,9 +7,11 @@ import logging
 import sys
 import time
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QLockFile
+from PySide6.QtWidgets import QApplication, QMessageBox
 
-from lmdesk.config import Settings, app_paths, setup_logging
+from lmdesk.config import Paths, Settings, app_paths, setup_logging
+from lmdesk.core.errors import LmdeskError
 from lmdesk.core.models import default_model, find_model
 from lmdesk.core.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
@@ -41,6 +43,14 @@ def create_window(model: str | None = None, backend: str | None = None) -> MainW
     return window
 
 
+def single_instance_lock(paths: Paths) -> QLockFile | None:
+    """Hold a lock in the data folder, or None if another lmdesk holds it. Two instances on one
+    history file would mark each other's streaming replies as interrupted."""
+    lock = QLockFile(str(paths.data / "lmdesk.lock"))
+    lock.setStaleLockTime(0)  # a crashed instance's lock is detected by its dead PID, not by age
+    return lock if lock.tryLock(100) else None
+
+
 def run_gui(model: str | None = None, backend: str | None = None, debug: bool = False) -> int:
     """Open the main window and run the event loop until it closes; returns the exit code."""
     paths = app_paths().ensure()
@@ -48,9 +58,19 @@ def run_gui(model: str | None = None, backend: str | None = None, debug: bool = 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("lmdesk")
     app.setApplicationDisplayName("lmdesk")
-    window = create_window(model, backend)
+    lock = single_instance_lock(paths)
+    if lock is None:
+        QMessageBox.information(None, "lmdesk", "lmdesk is already running: switch to its window.")
+        return 1
+    try:
+        window = create_window(model, backend)
+    except LmdeskError as exc:  # e.g. an unreadable history database: say so, change nothing
+        log.error("cannot start: %s", exc.user_text())
+        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        return 3
     window.show()
     rc = app.exec()
     window.bridge.shutdown()
     window.store.close()
+    lock.unlock()
     return rc

@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
         """Ask the engine to load a model; the current one keeps working until it succeeds."""
         self._load_ids.add(self.bridge.load_model(backend, path, self.settings.load_options(path)))
         self.model_bar.set_loading(0.0)
-        self.model_bar.status.setText(f"Loading {os.path.basename(path.rstrip('/'))}…")
+        self.model_bar.set_status(f"Loading {os.path.basename(path.rstrip('/'))}…")
 
     def _on_models_found(self, models: list[ModelInfo]) -> None:
         self.models = models
@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         self._load_ids.discard(req_id)
         self._fallback = None
         self.model_bar.set_loading(None)
-        self.model_bar.status.setText(f"Ready: {model.name}")
+        self.model_bar.set_status(f"Ready: {model.name}")
         self.model_bar.select_path(model.path)
         self.model_label.setText(
             f"{model.name} · {model.backend} · {model.device}"
@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         self._load_ids.discard(req_id)
         self.model_bar.set_loading(None)
         current = self.bridge.model
-        self.model_bar.status.setText(f"Ready: {current.name}" if current else "No model loaded")
+        self.model_bar.set_status(f"Ready: {current.name}" if current else "No model loaded")
         if current:
             message += f" (still using {current.name})"
         elif self._fallback:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
 from lmdesk.config import Settings
 from lmdesk.core.models import ModelInfo
 from lmdesk.ui.model_options import ModelOptionsDialog
+
+
+STATUS_WIDTH = 220  # px: long model names must not push the buttons off a narrow window
 
 
 def human_size(n: int | None) -> str:
@@ -72,8 +75,16 @@ class ModelBar(QWidget):
         self.progress.setMaximumWidth(160)
         self.progress.hide()
         layout.addWidget(self.progress)
-        self.status = QLabel("No model loaded")
+        self.status = QLabel()
+        self.status.setFixedWidth(STATUS_WIDTH)
+        self.status.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         layout.addWidget(self.status)
+        self.set_status("No model loaded")
+
+    def set_status(self, text: str) -> None:
+        """Show a short state ("Ready: …", "Loading …"), elided to fit; the whole text as tooltip."""
+        self.status.setToolTip(text)
+        self.status.setText(self.status.fontMetrics().elidedText(text, Qt.ElideMiddle, STATUS_WIDTH))
 
     def set_models(self, models: list[ModelInfo], current_path: str | None = None) -> None:
         """Fill the picker; unreadable files are listed but disabled, with the reason as tooltip."""
