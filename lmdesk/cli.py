@@ -1,6 +1,6 @@
 """The `lmdesk` command: no command opens the GUI; `ask`, `models` and `--self-test` run headless.
 
-Exit codes: 0 ok, 1 self-test failed, 2 usage (argparse's own, an empty prompt, an unavailable
+Exit codes: 0 ok, 1 self-test failed, 2 usage (argparse's own, an empty or unreadable prompt, an unavailable
 backend), 3 the model could not be loaded, 4 generation failed, 130 interrupted by Ctrl+C.
 Errors are one line `error: …` on stderr; `--debug` adds tracebacks and logs on stderr.
 PySide6 is imported only on the GUI branch, so headless commands start fast and work without it.
@@ -170,7 +170,11 @@ def load_options(args: argparse.Namespace, settings: Settings, path: str) -> Loa
 def _ask(args: argparse.Namespace, paths: Paths) -> int:
     from lmdesk.cli_ask import AskFailed, AskJob, describe_stats, run_ask
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    try:
+        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read the prompt from stdin: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not prompt.strip():
         print("error: the prompt is empty", file=sys.stderr)
         return EXIT_USAGE

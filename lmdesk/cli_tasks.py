@@ -86,7 +86,8 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         try:
             engine.load(backend, path, load_options(args, settings, path))
         except AskFailed as failed:
-            return _fail(failed.error, _load_code(failed.error), args.debug, path)
+            if not engine.interrupted:  # Ctrl+C during the load ends it as "cancelled": not an error
+                return _fail(failed.error, _load_code(failed.error), args.debug, path)
         if engine.interrupted:
             print("interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED

@@ -102,8 +102,18 @@ class Settings:
         except (OSError, ValueError) as exc:
             log.warning("settings file %s unreadable (%s); using defaults", paths.settings_file, exc)
             return cls()
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known}) if isinstance(raw, dict) else cls()
+        if not isinstance(raw, dict):
+            log.warning("settings file %s is not a JSON object; using defaults", paths.settings_file)
+            return cls()
+        values = {}
+        for f in fields(cls):
+            if f.name not in raw:
+                continue
+            if _valid_setting(f.name, raw[f.name]):
+                values[f.name] = raw[f.name]
+            else:  # a hand-edited "n_ctx": "8k" must not crash every later use of the settings
+                log.warning("settings: ignoring %s=%r (wrong type)", f.name, raw[f.name])
+        return cls(**values)
 
     def save(self, paths: Paths) -> None:
         """Write atomically (temp file + rename) so a crash never leaves half a file."""
@@ -111,6 +121,24 @@ class Settings:
         tmp = paths.settings_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
         os.replace(tmp, paths.settings_file)
+
+
+# The JSON types each Settings field accepts (a hand-edited file may hold anything).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "default_model": (str, type(None)), "default_backend": (str,), "n_ctx": (int,),
+    "n_threads": (int, type(None)), "n_gpu_layers": (int,), "extra_model_paths": (list,), "theme": (str,),
+    "model_options": (dict,),
+}
+
+
+def _valid_setting(name: str, value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES.get(name, (object,))):
+        return False
+    if isinstance(value, list):
+        return all(isinstance(v, str) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(v, dict) for v in value.values())
+    return True
 
 
 def setup_logging(paths: Paths, debug: bool = False) -> None:

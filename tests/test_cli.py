@@ -76,6 +76,16 @@ def test_ask_with_an_empty_prompt_is_a_usage_error(lmdesk_home):
     assert_one_error_line(proc, "empty")
 
 
+def test_ask_with_a_non_utf8_stdin_is_a_usage_error(lmdesk_home):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmdesk", "ask", "-"], input=b"caf\xe9 au lait\n", capture_output=True,
+        env=lmdesk_env(lmdesk_home), cwd=lmdesk_home.parent, timeout=120,
+    )
+    proc.stderr = proc.stderr.decode("utf-8")
+    assert proc.returncode == 2, proc.stderr
+    assert_one_error_line(proc, "stdin")
+
+
 def test_missing_prompt_is_argparse_usage(lmdesk_home):
     proc = run(lmdesk_home, "ask")
     assert proc.returncode == 2 and "usage:" in proc.stderr and "Traceback" not in proc.stderr

@@ -100,3 +100,28 @@ def test_bad_model_exits_3_naming_the_file(lmdesk_home, tmp_path):
         proc = run(lmdesk_home, *args, "--model", str(bad), "-", stdin="Hello there.")
         assert proc.returncode == 3, proc.stderr
         one_error_line(proc, "random.gguf")
+
+
+def test_ctrl_c_while_loading_exits_130_not_3(lmdesk_home, monkeypatch, capsys):
+    """Ctrl+C during the load cancels it: that is an interruption, not a bad model."""
+    import io
+    import signal
+    import threading
+
+    import lmdesk.backends.fake as fake
+    from lmdesk import cli_tasks
+    from lmdesk.cli import build_parser
+    from lmdesk.config import app_paths
+    from lmdesk.core.errors import ModelLoadError
+
+    def load_interrupted_by_the_user(path, options, progress, cancel: threading.Event):
+        os.kill(os.getpid(), signal.SIGINT)  # the main thread's handler cancels this load
+        assert cancel.wait(60)
+        raise ModelLoadError("loading was cancelled")
+
+    monkeypatch.setattr(fake, "load", load_interrupted_by_the_user)
+    monkeypatch.setattr(cli_tasks, "resolve_model", lambda *_args: ("fake", "fake"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("Their going too the park."))
+    args = build_parser().parse_args(["write", "--action", "proofread", "-"])
+    assert cli_tasks.run(args, app_paths().ensure()) == 130
+    assert capsys.readouterr().err == "interrupted\n"

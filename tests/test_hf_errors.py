@@ -136,6 +136,19 @@ def test_paths_that_are_not_models(tmp_path, model_copy):
         load_backend("torch", str(model_copy))
 
 
+def test_broken_safetensors_and_gguf_files_are_clear_errors(tmp_path, model_copy):
+    # A git clone without LFS leaves pointer files where the weights should be.
+    (model_copy / "model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 1234\n", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="model.safetensors .* not a valid safetensors file") as info:
+        load_backend("torch", str(model_copy))
+    assert "git lfs pull" in info.value.fix
+    bad_gguf = tmp_path / "random.gguf"
+    bad_gguf.write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(ModelLoadError, match="not a GGUF model"):
+        load_backend("torch", str(bad_gguf))
+
+
 def test_device_and_dtype_choices(tiny_model):
     if not torch.cuda.is_available():
         with pytest.raises(ModelLoadError, match="CUDA"):

@@ -15,6 +15,24 @@ def test_overrides_apply_only_to_their_model():
     assert s.load_options("/m/a.gguf", n_ctx=512).n_ctx == 512  # --ctx wins
 
 
+def test_settings_with_wrong_types_fall_back_to_defaults():
+    """A hand-edited settings.json must not crash every later use of the settings."""
+    import json
+
+    paths = app_paths().ensure()
+    good = {"/m/a.gguf": {"n_ctx": 1024}}
+    paths.settings_file.write_text(json.dumps({
+        "n_ctx": "8k", "n_threads": True, "model_options": [], "extra_model_paths": "/models",
+        "default_model": 3, "theme": "dark", "n_gpu_layers": 5,
+    }), encoding="utf-8")
+    s = Settings.load(paths)
+    assert (s.n_ctx, s.n_threads, s.model_options, s.extra_model_paths, s.default_model) == (4096, None, {}, [], None)
+    assert (s.theme, s.n_gpu_layers) == ("dark", 5)  # the valid values are kept
+    assert s.load_options("/m/a.gguf").n_ctx == 4096
+    paths.settings_file.write_text(json.dumps({"model_options": good, "n_threads": None}), encoding="utf-8")
+    assert Settings.load(paths).load_options("/m/a.gguf").n_ctx == 1024
+
+
 def test_dialog_saves_overrides_and_settings_round_trip(qtbot):
     paths = app_paths().ensure()
     settings = Settings(n_ctx=4096)

@@ -128,6 +128,13 @@ CLEANED = [
     ("Sure! Here is the summary:\n\nA storm hit.\n\nLet me know if you want a shorter version.",
      WriteAction.SUMMARISE, "long story", "A storm hit."),
     ("以下是翻译：\n你好，世界。", TRANSLATE, None, "你好，世界。"),
+    # Trailing meta-comments seen with the real model: they name the edit, so they go.
+    ("They are here.\n\nThe text has been edited with grammar and spelling corrections.",
+     WriteAction.PROOFREAD, "Their here.", "They are here."),
+    ("They are here.\nThe revised sentence has been rewritten for clarity.", R, "Their here.", "They are here."),
+    ("They are here.\n\nI have corrected the spelling of 'their'.", WriteAction.PROOFREAD, "Their here.",
+     "They are here."),
+    ("Bonjour.\nThe text has been translated into French.", TRANSLATE, None, "Bonjour."),
 ]
 
 KEPT = [
@@ -148,6 +155,13 @@ KEPT = [
     ("Note: the museum is closed on Mondays.", TRANSLATE, "Remarque : le musée est fermé le lundi.", None),
     ("Sure!", R, "sure", None),
     ("Translation:", TRANSLATE, None, None),
+    # A last line that starts like chatter but says nothing about the edit is the user's content.
+    ("We cooked pasta.\nI made dessert too.", R, "we cooked pasta and dessert", None),
+    ("Thanks for the visit.\nI hope that you are well.", WriteAction.FORMAL, "thx for visiting, hope ur well", None),
+    ("and then we left.\nI fixed the car.", WriteAction.CONTINUE, "We arrived late", None),
+    ("The report is final.\nThe paragraph has been approved by the board.", R,
+     "report final, paragraph approved by board", None),
+    ("It rained.\nThe text has been edited by the newspaper.", TRANSLATE, "Il a plu.", None),
 ]
 
 

@@ -179,6 +179,21 @@ def test_swap_copy_and_clear(qtbot, pane):
     assert not pane.translate_button.isEnabled()
 
 
+def test_swap_after_stop_keeps_the_source_text(qtbot, pane, backend):
+    backend.delay = 0.03
+    pane.source.setPlainText(DOC)
+    qtbot.mouseClick(pane.translate_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: pane.runner.plan is not None and pane.runner.plan.done == 1, timeout=10_000)
+    with qtbot.waitSignal(pane.sig_done, timeout=10_000):
+        qtbot.mouseClick(pane.stop_button, Qt.LeftButton)
+    partial = pane.output.toPlainText()
+    qtbot.mouseClick(pane.swap_button, Qt.LeftButton)  # a partial translation must not replace the source
+    assert (pane.source_picker.code(), pane.target_picker.code()) == ("fr", "en")
+    assert pane.source.toPlainText() == DOC and pane.output.toPlainText() == partial
+    qtbot.mouseClick(pane.swap_button, Qt.LeftButton)  # swapping back: Resume is offered again
+    assert pane.source.toPlainText() == DOC and pane.resume_button.isEnabled()
+
+
 def test_big_input_is_planned_off_the_gui_thread(qtbot, pane, backend, monkeypatch):
     threads: list[threading.Thread] = []
     real = translate_module.plan_translation

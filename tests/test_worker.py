@@ -390,3 +390,61 @@ def test_loading_cancelled_while_queued(worker, events):
     ((_, _, error),) = events.of(load, "failed")
     assert isinstance(error, LmdeskError) and "cancelled" in error.user_text()
     assert worker.current_model.path == "fake:slow"
+
+
+class ExitingBackend(FakeBackend):
+    """A backend whose library calls sys.exit() mid-stream (not an Exception subclass)."""
+
+    def generate(self, messages, params, cancel) -> Iterator[str | GenerationStats]:
+        yield "partial"
+        raise SystemExit(3)
+
+
+def test_a_base_exception_still_ends_the_request_once(events, caplog):
+    """A request must end even when a BaseException escapes: the CLI and the GUI wait for it."""
+
+    def loader(_name, path, *_rest):
+        if path == "exits":
+            raise SystemExit("a library gave up")
+        return ExitingBackend()
+
+    w = InferenceWorker(events, loader=loader)
+    w.start()
+    try:
+        bad_load = w.submit(LoadRequest("fake", "exits"))
+        events.wait(bad_load)
+        events.wait(w.submit(LoadRequest("fake", "ok")))
+        bad_gen = w.submit(GenerateRequest(HELLO))
+        events.wait(bad_gen)
+        assert w.is_alive()
+    finally:
+        assert w.shutdown(WAIT)
+    ((_, _, load_error),) = events.of(bad_load, "failed")
+    assert isinstance(load_error, ModelLoadError) and "SystemExit" in load_error.user_text()
+    ((_, _, gen_error),) = events.of(bad_gen, "failed")
+    assert isinstance(gen_error, GenerationError)
+    assert not events.of(bad_gen, "finished")
+    assert "crashed the worker loop" in caplog.text
+
+
+def test_a_submit_racing_shutdown_still_ends(events):
+    """shutdown() from another thread between submit's bookkeeping and its queue.put must not
+    strand the request behind the shutdown sentinel, where no one would ever end it."""
+    w = InferenceWorker(events)
+    w.start()
+    real_put = w._queue.put
+    racers: list[threading.Thread] = []
+
+    def put(item, *args, **kwargs):
+        if isinstance(item, GenerateRequest) and not racers:
+            racers.append(threading.Thread(target=w.shutdown, args=(WAIT,)))
+            racers[0].start()
+            racers[0].join(0.5)  # give the racing shutdown its chance to run first
+        real_put(item, *args, **kwargs)
+
+    w._queue.put = put  # type: ignore[method-assign]
+    req_id = w.submit(GenerateRequest(HELLO))
+    racers[0].join(WAIT)
+    assert not w.is_alive()
+    events.wait(req_id)  # it ended (cancelled, or failed for want of a model: either is an end)
+    assert len(events.of(req_id, "finished") + events.of(req_id, "failed")) == 1

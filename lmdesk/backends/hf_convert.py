@@ -23,6 +23,7 @@ from pathlib import Path
 
 from lmdesk.backends.base import ProgressCallback
 from lmdesk.core.errors import ModelLoadError
+from lmdesk.core.gguf_info import read_gguf_info
 
 log = logging.getLogger("lmdesk.backends.hf")
 
@@ -84,6 +85,7 @@ def ensure_converted(
     if is_converted(target):
         log.info("using converted copy %s", target)
         return target
+    read_gguf_info(gguf)  # a clear ModelLoadError for a corrupt, truncated or non-GGUF file
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:

@@ -108,14 +108,21 @@ def safetensors_parameter_count(folder: Path) -> int:
     """Number of weight elements in the folder's safetensors files, read from their headers only."""
     total = 0
     for f in sorted(folder.glob("*.safetensors")):
-        with f.open("rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(n))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            begin, end = info["data_offsets"]
-            total += (end - begin) // _ST_BYTES.get(info["dtype"], 2)
+        try:
+            with f.open("rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(min(n, f.stat().st_size)))
+            for name, info in header.items():
+                if name == "__metadata__":
+                    continue
+                begin, end = info["data_offsets"]
+                total += (end - begin) // _ST_BYTES.get(info["dtype"], 2)
+        except (struct.error, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A Git LFS pointer, an HTML error page or a cut download named *.safetensors.
+            raise ModelLoadError(
+                f"{f.name} in {folder.name} is not a valid safetensors file (bad header: {type(exc).__name__})",
+                "download the model again (for a git clone, run `git lfs pull`)",
+            ) from exc
     return total
 
 

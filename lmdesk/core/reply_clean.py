@@ -8,8 +8,9 @@ part of it. What it removes, in this order, repeating while something changes:
    "Certainly." on its own line, a bare label line such as "Translation:" or "Corrected text:",
    "以下是翻译：" — only when something follows it;
 3. a trailing line of chatter — "Let me know if you'd like any changes", "I hope this helps!",
-   "Note: I kept the names…" — only when it talks about the edit or translation (for write
-   actions, also plain pleasantries) and text remains before it;
+   "Note: I kept the names…", "The text has been edited for grammar." — only when it talks about
+   the edit or translation (for write actions, also plain pleasantries such as "let me know",
+   "hope this helps") and text remains before it;
 4. one pair of quotes or one ``` fence wrapping the whole reply.
 
 Guards: nothing is removed that the source text itself contains at the same place (a letter that
@@ -66,10 +67,21 @@ _CJK_PREAMBLE_RE = re.compile(
     r"(?:好的[，,。!！]?\s*)?(?:以下是|下面是|这是|這是)[^：:\n]{0,20}"
     r"(?:翻译|翻譯|译文|譯文|改写|改寫|修改|润色|潤色|总结|總結|摘要|文本|版本)[^：:\n]{0,10}[：:][ \t]*\n?"
 )
+_EDITED = r"(?:edited|revised|rewritten|rewrote|rephrased|proofread|shortened|expanded|summari[sz]ed|polished|improved|adjusted|modified)"
 _TRAILER_RE = re.compile(
     r"(?:\(?\s*)(?:let me know\b|please let me know\b|i hope (?:this|that|these)\b|hope (?:this|that) helps"
     r"|feel free to\b|if you (?:need|want|would like|'d like|have any)\b|is there anything else\b"
-    r"|would you like me to\b|note:|notes:|\*\*note\*\*|\(note\b|i (?:kept|have kept|changed|made|corrected|translated)\b)",
+    r"|would you like me to\b|note:|notes:|\*\*note\*\*|\(note\b"
+    r"|i(?:'ve|’ve| have)? (?:kept|changed|made|corrected|translated|" + _EDITED + r")\b"
+    r"|(?:the|this|your) (?:(?:above|original|revised|edited|corrected|rewritten|new|updated) )?"
+    r"(?:text|passage|paragraph|sentence|version)s? (?:has|have) been (?:" + _EDITED + r"|corrected|translated|changed)\b)",
+    re.IGNORECASE,
+)
+# Plain pleasantries: for a write action with a source they go without naming the edit. Any other
+# trailing line ("I made…", "I hope that…", "Note: …") must name the edit, or it may be content.
+_PLEASANTRY_RE = re.compile(
+    r"\(?\s*(?:(?:please )?let me know\b|(?:i )?hope (?:this|that|these) helps?\b|feel free to\b"
+    r"|is there anything else\b|would you like me to\b)",
     re.IGNORECASE,
 )
 _FENCE_RE = re.compile(r"```[\w+.#-]*[ \t]*\n(.*?)\n?```", re.DOTALL)
@@ -110,7 +122,9 @@ def _strip_trailer(text: str, kind: str, source: str | None) -> str:
     # must talk about the translation itself; a write action may drop plain pleasantries too.
     if kind == TRANSLATE and not re.search(_META_TRANSLATE, line, re.IGNORECASE):
         return text
-    if kind != TRANSLATE and source is None and not re.search(_META_WRITE, line, re.IGNORECASE):
+    if kind != TRANSLATE and (source is None or not _PLEASANTRY_RE.match(line)) and not re.search(
+        _META_WRITE, line, re.IGNORECASE
+    ):
         return text
     return body.rstrip()
 

@@ -99,6 +99,7 @@ class WorkerEvents(Protocol):
 
 BackendLoaderFn = Callable[..., Backend]
 _SHUTDOWN = object()  # queue sentinel
+_FINAL_EVENTS = frozenset({"on_finished", "on_failed", "on_model_loaded"})
 
 
 def model_name(path: str) -> str:
@@ -132,7 +133,7 @@ class InferenceWorker(threading.Thread):
         self._backend: Backend | None = None  # touched only on the worker thread (or after join)
         self._model: LoadedModel | None = None
         self._closing = False
-        self._closed = False
+        self._ended: set[int] = set()  # requests whose final event was sent (worker thread only)
 
     # ---- called from any thread -------------------------------------------------------------
 
@@ -153,7 +154,9 @@ class InferenceWorker(threading.Thread):
             if self._closing:
                 raise RuntimeError("the inference worker has been shut down")
             self._pending[request.id] = request
-        self._queue.put(request)
+            # Put under the lock: a shutdown() racing this call then puts its sentinel after the
+            # request, so the worker still ends it (a request behind the sentinel never would be).
+            self._queue.put(request)
         return request.id
 
     def cancel(self, req_id: int) -> bool:
@@ -217,9 +220,14 @@ class InferenceWorker(threading.Thread):
                 self._load(request)
             else:
                 self._generate(request)
-        except BaseException:  # noqa: BLE001 — the loop must survive anything a request does
+        except BaseException as exc:  # noqa: BLE001 — the loop must survive anything a request does
             log.exception("request %s crashed the worker loop", request.id)
+            if request.id not in self._ended:  # its caller must not wait for an end that never comes
+                error_type = ModelLoadError if isinstance(request, LoadRequest) else GenerationError
+                message = f"internal error: {type(exc).__name__}: {_one_line(exc)}".rstrip(": ")
+                self._emit("on_failed", request.id, error_type(message, "see the log for details"))
         finally:
+            self._ended.discard(request.id)
             with self._lock:
                 self._pending.pop(request.id, None)
 
@@ -236,6 +244,8 @@ class InferenceWorker(threading.Thread):
 
     def _emit(self, name: str, *args: object) -> None:
         """Call an events callback; its exceptions are logged, never allowed to stop the worker."""
+        if name in _FINAL_EVENTS:
+            self._ended.add(args[0])  # type: ignore[arg-type]
         try:
             getattr(self._events, name)(*args)
         except Exception:  # noqa: BLE001
@@ -294,7 +304,6 @@ class InferenceWorker(threading.Thread):
         backend, self._backend = self._backend, None
         if backend is not None:
             _close_quietly(backend)
-        self._closed = True
 
     # ---- generation --------------------------------------------------------------------------
 

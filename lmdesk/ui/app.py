@@ -69,7 +69,11 @@ def run_gui(model: str | None = None, backend: str | None = None, debug: bool = 
         QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
         return 3
     window.show()
-    rc = app.exec()
+    sys.excepthook = window.report_exception  # not in MainWindow: tests keep pytest-qt's hook
+    try:
+        rc = app.exec()
+    finally:
+        sys.excepthook = sys.__excepthook__
     window.bridge.shutdown()
     window.store.close()
     lock.unlock()

@@ -234,7 +234,8 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, req_id: int, model) -> None:
         self._load_ids.discard(req_id)
         self._fallback = None
-        self.model_bar.set_loading(None)
+        if not self._load_ids:  # another load may still be queued behind this one
+            self.model_bar.set_loading(None)
         self.model_bar.set_status(f"Ready: {model.name}")
         self.model_bar.select_path(model.path)
         self.model_label.setText(
@@ -247,7 +248,8 @@ class MainWindow(QMainWindow):
         if req_id not in self._load_ids:
             return  # generation failures are the panes' to show
         self._load_ids.discard(req_id)
-        self.model_bar.set_loading(None)
+        if not self._load_ids:
+            self.model_bar.set_loading(None)
         current = self.bridge.model
         self.model_bar.set_status(f"Ready: {current.name}" if current else "No model loaded")
         if current:
@@ -257,6 +259,12 @@ class MainWindow(QMainWindow):
             self.load_model("llama", self._fallback)
         self._fallback = None
         self.banner.show_message(message)
+
+    def report_exception(self, kind: type[BaseException], exc: BaseException, tb) -> None:
+        """sys.excepthook while the window is open: a bug in a slot becomes a log record with its
+        traceback and a banner, and the app keeps running (PySide would only print it to stderr)."""
+        log.error("unexpected error", exc_info=(kind, exc, tb))
+        self.banner.show_message(f"Something went wrong ({kind.__name__}: {exc}). Details are in the log.")
 
     def _on_reply_finished(self, stats: GenerationStats) -> None:
         self.speed_label.setText("Last reply: " + stats_line(stats))

@@ -156,21 +156,29 @@ class TranslatePane(TranslateLayout):
             self._update_buttons()
 
     def swap(self) -> None:
-        """Swap the languages; a finished translation becomes the new source text."""
+        """Swap the languages; a finished translation of the source text becomes the new source.
+
+        A stopped (partial) translation, or one of a source edited since, is not moved: that would
+        throw away the untranslated rest of the source. Then only the languages swap; swapping
+        back restores them (and Resume, unless the source language had been detected).
+        """
         if self.busy:
             return
+        plan = self.runner.plan
         source = self.source_picker.code()
         if source == AUTO:
-            plan = self.runner.plan
             source = plan.detected if plan and plan.detected else None
             if source is None:
                 self.status.setText("Choose the source language first: it was not detected yet.")
                 return
         target = self.target_picker.code()
         translated = self.output.toPlainText()
+        complete = plan is not None and plan.finished and plan.text == self.source.toPlainText()
         self.source_picker.set_code(target)
         self.target_picker.set_code(source)
-        if translated.strip():
+        if translated.strip() and not complete:
+            self.status.setText("Swapped the languages only: the translation is not complete.")
+        elif translated.strip():
             self.source.setPlainText(translated)
             self.output.reset()
             self.runner.reset()

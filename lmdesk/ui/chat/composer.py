@@ -68,6 +68,7 @@ class ComposerPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.editing_id: int | None = None  # the user message being edited, or None
+        self._draft = ""  # what the composer held before edit mode, given back when it ends
         self.context_left: int | None = None
         self.edit_note = QLabel("")
         self.edit_note.setStyleSheet("color: palette(link);")
@@ -118,6 +119,8 @@ class ComposerPanel(QWidget):
 
     def begin_edit(self, message_id: int, text: str) -> None:
         """Put a user message in the composer; sending makes it a new branch."""
+        if self.editing_id is None:
+            self._draft = self.composer.toPlainText()
         self.editing_id = message_id
         self.composer.setPlainText(text)
         self.edit_note.setText("Editing a message: Enter resends it as a new branch, Esc cancels")
@@ -126,14 +129,15 @@ class ComposerPanel(QWidget):
         self.composer.setFocus()
         self.composer.moveCursor(self.composer.textCursor().MoveOperation.End)
 
-    def cancel_edit(self, restore: str = "") -> None:
-        """Leave edit mode (the composer gets `restore`)."""
+    def cancel_edit(self, restore: str | None = None) -> None:
+        """Leave edit mode (the composer gets `restore`; None: the draft from before edit mode)."""
         if self.editing_id is None:
             return
         self.editing_id = None
         self.edit_note.hide()
         self.send_button.setText("Send")
-        self.composer.setPlainText(restore)
+        self.composer.setPlainText(self._draft if restore is None else restore)
+        self._draft = ""
 
     def _update_count(self) -> None:
         n = estimate_tokens(self.composer.toPlainText())

@@ -3,7 +3,8 @@
 The row is created (status `streaming`) before the request is queued, every batch goes through a
 StreamWriter (which writes at least once a second, plus a 1 s timer for idle streams), and the
 end writes the final status with the stats. The view is told separately, so a reply keeps being
-saved while the user looks at another conversation.
+saved while the user looks at another conversation. A final write that fails (disk full, database
+locked) keeps the text in memory and is retried by the same timer until it succeeds.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ReplyStreamer(QObject):
         super().__init__(parent)
         self.bridge, self.store = bridge, store
         self.current: Generation | None = None
+        self._unsaved: list[tuple[Generation, str, object, str | None]] = []  # final writes to retry
         self._flush = QTimer(self, interval=FLUSH_MS)
         self._flush.timeout.connect(self._flush_now)
         bridge.sig_chunk.connect(self._on_chunk)
@@ -92,23 +94,40 @@ class ReplyStreamer(QObject):
     def abandon(self) -> None:
         """Stop now without waiting for the engine (window closing): the row becomes `stopped`."""
         gen = self.current
-        if gen is None:
-            return
-        self.bridge.cancel(gen.req_id)
-        self._end()
-        self._finish(gen, "stopped", None, None)
+        if gen is not None:
+            self.bridge.cancel(gen.req_id)
+            self._end()
+            self._finish(gen, "stopped", None, None)
+        self._retry_unsaved()  # last chance: what still fails is logged
+        for gen, *_ in self._unsaved:
+            log.error("reply %s could not be saved; %d characters lost", gen.message_id, len(gen.writer.pending))
 
     def _end(self) -> None:
         self.current = None
-        self._flush.stop()
+        if not self._unsaved:
+            self._flush.stop()
 
     def _finish(self, gen: Generation, status: str, stats: object, error: str | None) -> None:
         try:
             gen.writer.finish(status, stats, error)
         except StoreError as exc:
+            self._unsaved.append((gen, status, stats, error))
+            self._flush.start()
             self.sig_error.emit(exc.user_text())
 
+    def _retry_unsaved(self) -> None:
+        retry, self._unsaved = self._unsaved, []
+        for gen, status, stats, error in retry:
+            try:
+                gen.writer.finish(status, stats, error)
+            except StoreError as exc:
+                self._unsaved.append((gen, status, stats, error))
+                log.warning("reply %s still not saved: %s", gen.message_id, exc)
+
     def _flush_now(self) -> None:
+        self._retry_unsaved()
+        if self.current is None and not self._unsaved:
+            self._flush.stop()
         if self.current is not None:
             try:
                 self.current.writer.flush()

@@ -88,14 +88,13 @@ class MessageView(QTextBrowser):
                 break
             common += 1
         first_shown = max(0, len(self._path) - self._window)
-        if reset_window or not old or common <= first_shown or common < len(old) - 20:
+        if (reset_window or not old or common <= first_shown or common < len(old) - 20
+                or (common < len(old) and not self._truncate_at(old[common]))):
             self._render_all(path, versions, shown, streaming, stream_text, reset_window)
             return
         self._render_timer.stop()
         self._path, self._versions = path, versions
         self._window = max(self._window, len(shown) - first_shown)  # the hidden ones stay hidden
-        if common < len(old):
-            self._truncate_at(old[common])
         self._append(shown[common:])
         if streaming is not None:
             self._begin(streaming, stream_text or "")
@@ -137,8 +136,10 @@ class MessageView(QTextBrowser):
             c.insertBlock()
         self._insert_html(c, "".join(self._message_html(m) for m in messages))
 
-    def _truncate_at(self, message_id: int) -> None:
-        """Remove a message and everything after it (found from the end: it is usually near)."""
+    def _truncate_at(self, message_id: int) -> bool:
+        """Remove a message and everything after it (found from the end: it is usually near).
+
+        Returns False, changing nothing, if the message is not in the document."""
         name = f"m{message_id}"
         block = self.document().lastBlock()
         while block.isValid():
@@ -150,11 +151,11 @@ class MessageView(QTextBrowser):
                     c.movePosition(QTextCursor.End, QTextCursor.KeepAnchor)
                     c.removeSelectedText()
                     self._codes.pop(message_id, None)
-                    return
+                    return True
                 it += 1
             block = block.previous()
         log.warning("message %s not found in the transcript; rendering it all", message_id)
-        self.setHtml("")
+        return False
 
     def set_dark(self, dark: bool) -> None:
         """Switch palettes and re-render (bodies are cached per theme)."""

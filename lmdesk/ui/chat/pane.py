@@ -7,6 +7,7 @@ streams, only the view's tail changes; the rest of the transcript is left alone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from PySide6.QtCore import Qt, Signal
@@ -130,8 +131,10 @@ class ChatPane(QWidget):
         self.conversation_id = conversation_id
         self.sidebar.select(conversation_id)
         self.view.follow = True
-        self._reload(reset_window=True)
-        self.store.kv.set(LAST_CONVERSATION_KEY, conversation_id)
+        if not self._reload(reset_window=True):
+            self.new_chat()  # never leave another conversation's path under this id
+            return
+        self._remember(conversation_id)
 
     def new_chat(self) -> None:
         """An empty transcript; the conversation row is created by the first message."""
@@ -145,17 +148,31 @@ class ChatPane(QWidget):
         self._update_meter()
         self.composer.setFocus()
 
-    def _reload(self, reset_window: bool = False) -> None:
-        """Re-read the tree and show its active path (after any change to the conversation)."""
+    def _remember(self, conversation_id: int) -> None:
+        """The conversation to reopen at the next start (a failure here only costs that)."""
+        try:
+            self.store.kv.set(LAST_CONVERSATION_KEY, conversation_id)
+        except StoreError as exc:
+            log.warning("could not remember the open conversation: %s", exc)
+
+    def _reload(self, reset_window: bool = False) -> bool:
+        """Re-read the tree and show its active path (after any change to the conversation).
+
+        Returns False (after telling the banner) if the store could not be read."""
         if self.conversation_id is None:
-            return
-        self.tree = self.store.load_tree(self.conversation_id)
+            return False
+        try:
+            self.tree = self.store.load_tree(self.conversation_id)
+        except (StoreError, KeyError) as exc:
+            self.sig_error.emit(f"Could not read that conversation: {exc}")
+            return False
         self.path = self.tree.active_path()
         versions = {m.id: self.tree.version(m.id) for m in self.path}
         gen = self.streamer.current
         text = gen.writer.text if gen is not None and gen.conversation_id == self.conversation_id else None
         self.view.show_messages(self.path, versions, text, reset_window)
         self._update_meter()
+        return True
 
     def _update_meter(self) -> None:
         total = self.bridge.model.context_length if self.bridge.model else 0
@@ -179,28 +196,31 @@ class ChatPane(QWidget):
         try:
             if self.panel.editing_id is not None:
                 user_id = self.store.edit_and_resend(self.panel.editing_id, text)
-                self.panel.cancel_edit()
+                self.panel.cancel_edit()  # the composer gets back the draft edit mode set aside
             else:
                 if self.conversation_id is None:
                     self.conversation_id = self.store.create_conversation("", self.settings)
-                    self.store.kv.set(LAST_CONVERSATION_KEY, self.conversation_id)
+                    self._remember(self.conversation_id)
                 leaf = self.path[-1].id if self.path else None
                 user_id = self.store.add_message(self.conversation_id, leaf, "user", text)
+                self.composer.clear()  # the text is saved: a failure from here on cannot lose it
         except (StoreError, KeyError, ValueError) as exc:
             self.sig_error.emit(f"Could not save the message: {exc}")
             return
-        self.composer.clear()
         self._start_reply(user_id)
         self.sidebar.refresh(select_id=self.conversation_id)
-        self.title.setText(self.store.get_conversation(self.conversation_id).title or "New chat")
+        try:
+            self.title.setText(self.store.get_conversation(self.conversation_id).title or "New chat")
+        except (StoreError, KeyError) as exc:
+            log.warning("could not read the conversation's title: %s", exc)
 
     def _start_reply(self, parent_id: int) -> None:
-        tree = self.store.load_tree(self.conversation_id)
-        messages = chat_messages(tree.path_to(parent_id), self.settings.system_prompt)
         model = self.bridge.model.name if self.bridge.model else None
         try:
+            tree = self.store.load_tree(self.conversation_id)
+            messages = chat_messages(tree.path_to(parent_id), self.settings.system_prompt)
             self.streamer.start(ReplyRequest(self.conversation_id, parent_id, messages, self.settings.to_params(), model))
-        except (RuntimeError, StoreError) as exc:
+        except (RuntimeError, StoreError, KeyError) as exc:
             self.sig_error.emit(f"Could not start the reply: {exc}")
         self.panel.set_generating(self.generating)
         self.view.follow = True
@@ -241,11 +261,17 @@ class ChatPane(QWidget):
     def _finished(self, message_id: int) -> None:
         self.panel.set_generating(False)
         if self.conversation_id is not None and self._showing(message_id):
-            self.tree = self.store.load_tree(self.conversation_id)
-            self.path = self.tree.active_path()
-            m = self.tree.get(message_id)
-            self.view.finish_stream(m, self.tree.version(message_id))
-            self._update_meter()
+            try:
+                self.tree = self.store.load_tree(self.conversation_id)
+            except (StoreError, KeyError) as exc:
+                self.sig_error.emit(f"Could not read that conversation: {exc}")
+            else:
+                self.path = self.tree.active_path()
+                m = self.tree.get(message_id)
+                if m.status == "streaming":  # its final write failed and is being retried
+                    m = dataclasses.replace(m, content=self.view.stream_text)
+                self.view.finish_stream(m, self.tree.version(message_id))
+                self._update_meter()
         self.sidebar.refresh()
 
     # -- message actions ---------------------------------------------------------------------------
@@ -270,7 +296,12 @@ class ChatPane(QWidget):
 
     def copy_message(self, message_id: int) -> None:
         """Put a message's text on the clipboard."""
-        QGuiApplication.clipboard().setText(self.store.get_message(message_id).content)
+        try:
+            text = self.store.get_message(message_id).content
+        except (StoreError, KeyError) as exc:
+            self.sig_error.emit(f"Could not copy that message: {exc}")
+            return
+        QGuiApplication.clipboard().setText(text)
         self.sig_info.emit("Message copied")
 
     def copy_last_reply(self) -> None:
