@@ -50,7 +50,7 @@ It tests divisors only up to **√n**: a larger factor would pair with a smaller
 LIVE_QUESTION = "Show me a short Python function that reverses a string, in a code block, and explain it."
 
 
-def spin(app: QApplication, done, timeout: float = 120.0) -> None:
+def spin(app: QApplication, done, timeout: float = 180.0) -> None:
     end = time.monotonic() + timeout
     while not done() and time.monotonic() < end:
         app.processEvents()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from lmdesk.core.tasks import WriteAction  # noqa: E402
 from lmdesk.ui.app import create_window  # noqa: E402
+from screenshots import spin  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 LETTER = (
@@ -34,15 +34,6 @@ ZH = (
     "- 带一件外套\n- 带水\n\n"
     "晚上我们一起吃饭，大家都很开心。😀\n"
 )
-
-
-def spin(app: QApplication, done, timeout: float = 180.0) -> None:
-    end = time.monotonic() + timeout
-    while not done() and time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.005)
-    if not done():
-        raise TimeoutError("screenshot step timed out")
 
 
 def write_shot(app: QApplication, win) -> None:
