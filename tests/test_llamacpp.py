@@ -10,9 +10,10 @@ import pytest
 
 from lmdesk.backends import load_backend
 from lmdesk.backends.base import Backend
-from lmdesk.core.errors import ContextOverflowError, GenerationError
+from lmdesk.backends.llamacpp import load
+from lmdesk.core.errors import ContextOverflowError, GenerationError, ModelLoadError
 from lmdesk.core.messages import ChatMessage as M
-from lmdesk.core.params import ContextPolicy, GenerationParams
+from lmdesk.core.params import ContextPolicy, GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
 from lmdesk.core.textstream import TextStream
 
@@ -274,3 +275,32 @@ class TestTextStream:
         assert stream.feed_text("a <E") == "a "
         assert stream.feed_text("xtra") == "<Extra"
         assert stream.flush() == ""
+
+
+def test_load_reports_llama_cpp_progress_and_cancel_aborts_it(embedded_model_path):
+    """Progress comes from llama.cpp's own callback; Cancel during the load stops it cleanly."""
+    seen: list[float] = []
+    backend = load(embedded_model_path, LoadOptions(n_ctx=512), seen.append, threading.Event())
+    try:
+        assert len(seen) >= 5 and seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+        assert any(0.1 < f < 1.0 for f in seen)  # values from inside llama.cpp's load, not just ours
+    finally:
+        backend.close()
+
+    cancel = threading.Event()
+
+    def cancel_midway(fraction: float) -> None:
+        if fraction > 0.1:  # inside llama.cpp's tensor loading
+            cancel.set()
+
+    with pytest.raises(ModelLoadError, match="cancelled"):
+        load(embedded_model_path, LoadOptions(n_ctx=512), cancel_midway, cancel)
+    import llama_cpp.llama_cpp as lib
+
+    assert lib.llama_model_default_params.__name__ == "llama_model_default_params"  # patch undone
+    again = load(embedded_model_path, LoadOptions(n_ctx=512), lambda _f: None, threading.Event())
+    try:
+        assert "".join(p for p in again.generate([M("user", "Hi")], GenerationParams(max_tokens=4),
+                                                  threading.Event()) if isinstance(p, str))
+    finally:
+        again.close()

@@ -80,3 +80,46 @@ def test_window_lists_and_loads_a_torch_folder_and_shows_its_device(qtbot, tmp_p
         assert "torch · cpu float32" in win.model_label.text()
     finally:
         bridge.shutdown()
+
+
+def test_cancel_button_stops_a_model_load_and_keeps_the_current_model(qtbot):
+    """Cancel during a (slow, scripted) load: an info banner, the old model still answers."""
+    import threading
+
+    from PySide6.QtCore import Qt
+
+    from lmdesk.backends import load_backend
+    from lmdesk.core.errors import ModelLoadError
+    from lmdesk.core.store import Store
+    from lmdesk.engine.bridge import EngineBridge
+    from lmdesk.ui.main_window import MainWindow
+
+    loading = threading.Event()
+
+    def slow_loader(backend, path, options, progress, cancel):
+        if path == "slow":  # a big model: progress, until cancelled
+            loading.set()
+            while not cancel.wait(0.02):
+                progress(0.5)
+            raise ModelLoadError("loading slow was cancelled")
+        return load_backend(backend, path, options, progress, cancel)
+
+    paths = app_paths().ensure()
+    bridge = EngineBridge(loader=slow_loader)
+    win = MainWindow(bridge, paths, Settings.load(paths), Store(paths.database))
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        with qtbot.waitSignal(bridge.sig_model_loaded, timeout=30_000):
+            win.load_model("fake", "fake")
+        win.load_model("fake", "slow")
+        qtbot.waitUntil(loading.is_set, timeout=30_000)
+        qtbot.waitUntil(win.model_bar.cancel_button.isVisible, timeout=30_000)
+        with qtbot.waitSignal(bridge.sig_failed, timeout=30_000):
+            qtbot.mouseClick(win.model_bar.cancel_button, Qt.LeftButton)
+        assert win.banner.kind == "info" and "cancelled" in win.banner.label.text()
+        assert "still using fake" in win.banner.label.text()
+        assert not win.model_bar.cancel_button.isVisible() and win.model_bar.load_button.isEnabled()
+        assert bridge.model.path == "fake"
+    finally:
+        bridge.shutdown()

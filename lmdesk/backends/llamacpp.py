@@ -10,6 +10,7 @@ incrementally (never U+FFFD for a split character).
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
 import threading
@@ -87,6 +88,46 @@ def _load_failure(path: Path, info: GGUFInfo, exc: Exception) -> ModelLoadError:
     return ModelLoadError(f"llama.cpp could not load {name}: {cause}", "download or convert the model again")
 
 
+_params_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _load_progress(progress: ProgressCallback, cancel: threading.Event) -> Iterator[None]:
+    """Report llama.cpp's own load progress (0.1–1.0) and let Cancel abort a load mid-way.
+
+    llama-cpp-python builds the model parameters itself, from llama_model_default_params(), and
+    has no argument for llama.cpp's progress callback; so, for the duration of one load, the
+    defaults it gets carry our callback. Returning False from it makes llama.cpp stop loading.
+    """
+    import llama_cpp.llama_cpp as lib
+
+    last = [0.0]
+
+    @lib.llama_progress_callback
+    def callback(fraction: float, _user_data: ctypes.c_void_p) -> bool:
+        try:
+            if fraction - last[0] >= 0.01:  # llama.cpp calls this per tensor: keep the GUI calm
+                last[0] = fraction
+                progress(0.1 + 0.9 * min(fraction, 1.0))
+        except Exception:  # an exception must never cross back into C
+            log.debug("progress callback failed", exc_info=True)
+        return not cancel.is_set()
+
+    original = lib.llama_model_default_params
+
+    def defaults_with_progress():
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    with _params_lock:  # one patched load at a time; the patch never outlives the load
+        lib.llama_model_default_params = defaults_with_progress
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
 def _check_lora(path: Path) -> None:
     """A LoRA must be a readable GGUF adapter; say so plainly if it is not."""
     if not path.is_file():
@@ -120,16 +161,19 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
         n_ctx = min(n_ctx, info.context_length)  # past the trained context a model produces garbage
     _recent_errors.clear()
     try:
-        llm = Llama(
-            model_path=str(p),
-            n_ctx=n_ctx,
-            n_batch=min(options.n_batch, n_ctx),
-            n_threads=options.n_threads,
-            n_gpu_layers=options.n_gpu_layers,
-            lora_path=str(Path(options.lora_path).expanduser()) if options.lora_path else None,
-            verbose=False,
-        )
+        with _load_progress(progress, cancel):
+            llm = Llama(
+                model_path=str(p),
+                n_ctx=n_ctx,
+                n_batch=min(options.n_batch, n_ctx),
+                n_threads=options.n_threads,
+                n_gpu_layers=options.n_gpu_layers,
+                lora_path=str(Path(options.lora_path).expanduser()) if options.lora_path else None,
+                verbose=False,
+            )
     except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError; anything else too
+        if cancel.is_set():
+            raise ModelLoadError("loading was cancelled") from None
         log.info("llama.cpp failed to load %s: %s; log: %s", p, exc, list(_recent_errors))
         raise _load_failure(p, info, exc) from None
     if options.lora_path and not llm._lora_adapter:

@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.store = store
         self._load_ids: set[int] = set()
+        self._cancelled_loads: set[int] = set()  # loads the user stopped: not an error
         self._fallback: str | None = None  # model to load if the start-up one fails
         self.models: list[ModelInfo] = []
         self.shortcuts_dialog: shortcuts.ShortcutsDialog | None = None
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
 
         self.model_bar.sig_load_requested.connect(self.load_model)
         self.model_bar.sig_options_changed.connect(self.load_model)
+        self.model_bar.sig_cancel_requested.connect(self.cancel_loads)
         for pane in (self.chat, self.write, self.translate):
             pane.sig_error.connect(self.banner.show_message)
         self.chat.sig_info.connect(lambda text: self.statusBar().showMessage(text, 4000))
@@ -222,6 +224,13 @@ class MainWindow(QMainWindow):
         self.model_bar.set_loading(0.0)
         self.model_bar.set_status(f"Loading {os.path.basename(path.rstrip('/'))}…")
 
+    def cancel_loads(self) -> None:
+        """Stop the model loads in progress (the current model stays)."""
+        self._fallback = None
+        for req_id in list(self._load_ids):
+            self._cancelled_loads.add(req_id)
+            self.bridge.cancel(req_id)
+
     def _on_models_found(self, models: list[ModelInfo]) -> None:
         self.models = models
         current = self.bridge.model.path if self.bridge.model else None
@@ -252,6 +261,11 @@ class MainWindow(QMainWindow):
             self.model_bar.set_loading(None)
         current = self.bridge.model
         self.model_bar.set_status(f"Ready: {current.name}" if current else "No model loaded")
+        if req_id in self._cancelled_loads:
+            self._cancelled_loads.discard(req_id)
+            still = f" (still using {current.name})" if current else ""
+            self.banner.show_message("Loading cancelled" + still, kind="info")
+            return
         if current:
             message += f" (still using {current.name})"
         elif self._fallback:

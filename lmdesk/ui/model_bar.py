@@ -41,6 +41,9 @@ class ModelBar(QWidget):
     sig_load_requested = Signal(str, str)
     """The user asked to load (backend, path)."""
 
+    sig_cancel_requested = Signal()
+    """The user asked to stop the model load in progress."""
+
     sig_options_changed = Signal(str, str)
     """The per-model options of (backend, path) were saved; reload to apply them."""
 
@@ -75,6 +78,11 @@ class ModelBar(QWidget):
         self.progress.setMaximumWidth(160)
         self.progress.hide()
         layout.addWidget(self.progress)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop loading; the current model stays")
+        self.cancel_button.clicked.connect(self.sig_cancel_requested)
+        self.cancel_button.hide()
+        layout.addWidget(self.cancel_button)
         self.status = QLabel()
         self.status.setFixedWidth(STATUS_WIDTH)
         self.status.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
@@ -108,6 +116,7 @@ class ModelBar(QWidget):
 
     def set_loading(self, fraction: float | None) -> None:
         """Show progress (0–1), or hide it with None."""
+        self.cancel_button.setVisible(fraction is not None)
         if fraction is None:
             self.progress.hide()
             for button in (self.load_button, self.open_button, self.folder_button, self.options_button):
