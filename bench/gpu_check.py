@@ -13,6 +13,13 @@ GGUF conversion (first time only) + 2 loads + (1 warm-up + --rounds) × 2 genera
   python bench/gpu_check.py                      # cuda, bfloat16, the embedded model
   python bench/gpu_check.py --model /path/to/hf-folder --max-tokens 512
   python bench/gpu_check.py --device cpu --max-tokens 48 --rounds 2   # the CPU smoke test
+  python bench/gpu_check.py --random-model large  # no model file needed (bench/gpu_check.sh)
+
+--random-model SIZE builds a random-weight Llama of that size (tests/hf_models.py's builder, with
+its byte-level tokenizer and ChatML template) in a temporary folder and measures that instead:
+"small" ≈ 20M parameters for CPU smoke tests, "large" ≈ 380M (hidden 1024, 24 layers, 16 heads,
+8 KV heads). Its tokenizer and config declare no end-of-sequence token, so both sides decode
+exactly --max-tokens tokens; the text is noise, the same greedy noise on both sides.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,6 +43,26 @@ from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadRequest  
 
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 RESULTS = ROOT / "bench" / "results" / "gpu_check.json"
+
+# Shapes for --random-model (tests/hf_models.py build_tiny_llama's size parameters).
+RANDOM_MODELS = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2),
+    "small": dict(hidden_size=512, intermediate_size=1536, num_layers=6, num_heads=8, num_kv_heads=4),
+    "large": dict(hidden_size=1024, intermediate_size=4096, num_layers=24, num_heads=16, num_kv_heads=8),
+}
+
+
+def build_random_model(size: str, folder: Path, dtype: str) -> Path:
+    """A random-weight Llama of `size` without end-of-sequence ids, saved in `dtype` into `folder`."""
+    import torch
+
+    from tests.hf_models import build_tiny_llama
+
+    shape = RANDOM_MODELS[size]
+    # The tests' spread (0.2 at hidden 64), scaled with 1/sqrt(hidden) so wider models stay as tame.
+    std = 0.2 * (64 / shape["hidden_size"]) ** 0.5
+    return build_tiny_llama(folder, **shape, max_positions=4096, init_std=std, eos=False,
+                            dtype=getattr(torch, dtype))
 
 
 class Events:
@@ -110,7 +138,10 @@ def run_hf(model, tokenizer, ids, n_tokens: int, sync) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="HF model folder or .gguf (default: the embedded model)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--model", help="HF model folder or .gguf (default: the embedded model)")
+    which.add_argument("--random-model", choices=sorted(RANDOM_MODELS), metavar="SIZE",
+                       help=f"a random-weight Llama built in a temp folder: {', '.join(RANDOM_MODELS)}")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default=None, help="default: bfloat16 on cuda, float32 on cpu")
     ap.add_argument("--max-tokens", type=int, default=256)
@@ -119,18 +150,43 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lmdesk.backends.hf_convert import ensure_converted
     from lmdesk.core.models import embedded_model_path
 
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise SystemExit("no CUDA device visible to torch (use --device cpu for the smoke test)")
     dtype = args.dtype or ("bfloat16" if cuda else "float32")
-    model_path = Path(args.model or embedded_model_path())
     started = time.perf_counter()
+    build_s = None
+    with tempfile.TemporaryDirectory(prefix="lmdesk-gpu-check-") as tmp:
+        if args.random_model:
+            t = time.perf_counter()
+            model_path = build_random_model(args.random_model, Path(tmp) / f"random-{args.random_model}", dtype)
+            build_s = time.perf_counter() - t
+            print(f"built a random {args.random_model} Llama in {build_s:.1f} s", flush=True)
+        else:
+            model_path = Path(args.model or embedded_model_path())
+        result = measure(args, model_path, cuda, dtype, started)
+    result["random_model_build_seconds"] = None if build_s is None else round(build_s, 3)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    vram = "" if not cuda else f", peak VRAM {result['peak_vram_bytes'] / 2**30:.2f} GiB"
+    print(f"\nlmdesk {result['lmdesk_tok_s']:.1f} tok/s ÷ transformers {result['transformers_tok_s']:.1f} tok/s "
+          f"= {result['ratio']:.3f} (goal ≥ 0.97); TTFT {result['lmdesk_ttft_s'] * 1000:.0f} ms{vram}; "
+          f"{result['tokens_per_run']} tokens a run; same text: {result['same_text']}; "
+          f"{result['total_seconds']} s total → {args.out}")
+    if args.random_model and result["tokens_per_run"] != args.max_tokens:
+        print(f"warning: {result['tokens_per_run']} tokens a run, not --max-tokens {args.max_tokens}", flush=True)
+    return 0
+
+
+def measure(args, model_path: Path, cuda: bool, dtype: str, started: float) -> dict:
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lmdesk.backends.hf_convert import ensure_converted
 
     def sync() -> None:
         if cuda:
@@ -182,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
 
     med = statistics.median
     result = {
-        "model": str(model_path),
+        "model": f"random:{args.random_model}" if args.random_model else str(model_path),
+        "model_params": sum(p.numel() for p in ref.parameters()),
         "device": args.device,
         "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
         "dtype": dtype,
@@ -190,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "transformers": transformers.__version__,
         "prompt_tokens": int(ids.shape[1]),
         "tokens_per_run": warm["tokens"],
+        "max_tokens": args.max_tokens,
         "rounds": args.rounds,
         "convert_or_cache_seconds": round(convert_s, 3),
         "lmdesk_load_seconds": round(load_s, 3),
@@ -203,13 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     result["ratio"] = result["lmdesk_tok_s"] / result["transformers_tok_s"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    vram = "" if not cuda else f", peak VRAM {result['peak_vram_bytes'] / 2**30:.2f} GiB"
-    print(f"\nlmdesk {result['lmdesk_tok_s']:.1f} tok/s ÷ transformers {result['transformers_tok_s']:.1f} tok/s "
-          f"= {result['ratio']:.3f} (goal ≥ 0.97); TTFT {result['lmdesk_ttft_s'] * 1000:.0f} ms{vram}; "
-          f"same text: {result['same_text']}; {result['total_seconds']} s total → {args.out}")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

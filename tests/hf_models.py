@@ -21,8 +21,11 @@ CORPUS = [
 ] * 20
 
 
-def build_tokenizer(folder: Path):
-    """A byte-level BPE tokenizer (~400 tokens) with ChatML specials, saved in `folder`."""
+def build_tokenizer(folder: Path, eos: bool = True):
+    """A byte-level BPE tokenizer (~400 tokens) with ChatML specials, saved in `folder`.
+
+    eos=False declares no end-of-sequence token (<|im_end|> stays an ordinary special token), so
+    nothing stops generation before max tokens: what a throughput benchmark wants."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -34,7 +37,8 @@ def build_tokenizer(folder: Path):
     )
     tok.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>" if eos else None,
+        pad_token="<|endoftext|>",
         unk_token="<|endoftext|>",
     )
     fast.chat_template = CHATML
@@ -42,17 +46,25 @@ def build_tokenizer(folder: Path):
     return fast
 
 
-def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
-    """A random 2-layer Llama (hidden 64) with the tokenizer above, saved as safetensors."""
+def build_tiny_llama(
+    folder: Path, seed: int = 0, *, hidden_size: int = 64, intermediate_size: int = 128, num_layers: int = 2,
+    num_heads: int = 4, num_kv_heads: int = 2, max_positions: int = 1024, init_std: float = 0.2,
+    eos: bool = True, dtype=None,
+) -> Path:
+    """A random Llama with the tokenizer above, saved as safetensors (default: 2 layers, hidden 64).
+
+    The size parameters give larger shapes of the same model (bench/gpu_check.py --random-model);
+    eos=False leaves out every end-of-sequence id; dtype (a torch dtype) is the saved weights' type."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(folder)
+    tok = build_tokenizer(folder, eos=eos)
     config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_positions,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
     )
@@ -61,8 +73,10 @@ def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
     with torch.no_grad():  # a larger spread than the default init: distinct, stable greedy choices
         for p in model.parameters():
             if p.dim() == 2:
-                p.normal_(0.0, 0.2)
+                p.normal_(0.0, init_std)
     model.generation_config.eos_token_id = tok.eos_token_id
+    if dtype is not None:
+        model.to(dtype)
     model.save_pretrained(str(folder))
     return folder
 
