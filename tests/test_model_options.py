@@ -123,3 +123,29 @@ def test_cancel_button_stops_a_model_load_and_keeps_the_current_model(qtbot):
         assert bridge.model.path == "fake"
     finally:
         bridge.shutdown()
+
+
+def test_a_model_opened_from_disk_joins_the_picker_and_is_remembered(qtbot, tmp_path, embedded_model_path):
+    from lmdesk.core.store import Store
+    from lmdesk.engine.bridge import EngineBridge
+    from lmdesk.ui.main_window import MainWindow
+    from tests import model_files
+
+    paths = app_paths().ensure()
+    copy = str(model_files.place_model_copy(tmp_path / "elsewhere"))
+    settings = Settings.load(paths)
+    bridge = EngineBridge()
+    win = MainWindow(bridge, paths, settings, Store(paths.database))
+    qtbot.addWidget(win)
+    try:
+        win.start("llama", embedded_model_path)
+        qtbot.waitUntil(lambda: win.model_bar.combo.count() >= 1 and bridge.model is not None, timeout=60_000)
+        with qtbot.waitSignal(bridge.sig_model_loaded, timeout=60_000):
+            win.model_bar.sig_load_requested.emit("llama", copy)
+        qtbot.waitUntil(lambda: any(win.model_bar.combo.itemData(i)[1] == copy
+                                    for i in range(win.model_bar.combo.count())), timeout=30_000)
+        assert win.model_bar.combo.currentData() == ("llama", copy)
+        win.close()  # saves settings
+        assert Settings.load(paths).extra_model_paths == [copy]
+    finally:
+        bridge.shutdown()

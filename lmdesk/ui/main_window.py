@@ -246,6 +246,10 @@ class MainWindow(QMainWindow):
         if not self._load_ids:  # another load may still be queued behind this one
             self.model_bar.set_loading(None)
         self.model_bar.set_status(f"Ready: {model.name}")
+        if self.models and model.path not in {m.path for m in self.models}:
+            # Opened from disk: remember it, so the picker lists it from now on.
+            self.settings.extra_model_paths.append(model.path)
+            self.refresh_models()
         self.model_bar.select_path(model.path)
         self.model_label.setText(
             f"{model.name} · {model.backend} · {model.device}"
