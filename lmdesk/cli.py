@@ -235,7 +235,7 @@ def _self_test(args: argparse.Namespace, paths: Paths) -> int:
 
 
 def _models(paths: Paths) -> int:
-    from lmdesk.core.models import discover_models
+    from lmdesk.core.models import discover_models, human_size
 
     found = discover_models(paths, Settings.load(paths))
     if not found:
@@ -258,16 +258,6 @@ def _models(paths: Paths) -> int:
 
 
 # ---- output helpers ----------------------------------------------------------------------------
-
-
-def human_size(n: int) -> str:
-    """1536 -> '1.5 KB'; decimal units, like file managers on macOS and GNOME."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 def _utf8_safe(stream: TextIO) -> TextIO:

@@ -253,7 +253,7 @@ def test_options_before_and_after_the_command_agree():
 
 
 def test_human_size():
-    from lmdesk.cli import human_size
+    from lmdesk.core.models import human_size
 
     assert [human_size(n) for n in (0, 999, 1500, 98_362_432, 7_000_000_000)] == [
         "0 B", "999 B", "1.5 KB", "98.4 MB", "7.0 GB"]

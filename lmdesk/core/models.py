@@ -312,3 +312,13 @@ def find_model(name_or_path: str, paths: Paths, settings: Settings) -> ModelInfo
     if name_or_path.lower().endswith(".gguf") or os.sep in name_or_path or "/" in name_or_path:
         raise ModelLoadError(f"model file not found: {p}", "check the path, or run `lmdesk models`")
     raise ModelLoadError(f"no model named '{name_or_path}' was found", "run `lmdesk models` to list the models")
+
+
+def human_size(n: int) -> str:
+    """1536 -> '1.5 KB'; decimal units, like file managers on macOS and GNOME."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"

@@ -16,23 +16,11 @@ from PySide6.QtWidgets import (
 )
 
 from lmdesk.config import Settings
-from lmdesk.core.models import ModelInfo
+from lmdesk.core.models import ModelInfo, human_size
 from lmdesk.ui.model_options import ModelOptionsDialog
 
 
 STATUS_WIDTH = 220  # px: long model names must not push the buttons off a narrow window
-
-
-def human_size(n: int | None) -> str:
-    """1536 -> '1.5 KB'; None -> '?'."""
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 class ModelBar(QWidget):
@@ -98,7 +86,7 @@ class ModelBar(QWidget):
         """Fill the picker; unreadable files are listed but disabled, with the reason as tooltip."""
         self.combo.clear()
         for m in models:
-            label = f"{m.name} · {m.backend} · {m.quantization or 'safetensors'} · {human_size(m.file_size)}"
+            label = f"{m.name} · {m.backend} · {m.quantization or 'safetensors'} · {human_size(m.file_size) if m.file_size else '?'}"
             self.combo.addItem(label, (m.backend, m.path))
             idx = self.combo.count() - 1
             self.combo.setItemData(idx, m.error or m.path, role=3)  # Qt.ToolTipRole
