@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QWidget,
 )
 
@@ -20,7 +21,40 @@ from lmdesk.core.models import ModelInfo, human_size
 from lmdesk.ui.model_options import ModelOptionsDialog
 
 
-STATUS_WIDTH = 220  # px: long model names must not push the buttons off a narrow window
+STATUS_WIDTH = 220  # px at most: long model names must not push the buttons off a narrow window
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text with … to whatever width the layout gives it."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.setMaximumWidth(STATUS_WIDTH)
+        self.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+
+    def set_full_text(self, text: str) -> None:
+        """Show `text`, elided to fit; the whole text is the tooltip."""
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        """The text before eliding."""
+        return self._full
+
+    def sizeHint(self):  # noqa: N802 (Qt name)
+        hint = super().sizeHint()
+        hint.setWidth(min(STATUS_WIDTH, self.fontMetrics().horizontalAdvance(self._full) + 8))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, max(self.width(), 20)))
 
 
 class ModelBar(QWidget):
@@ -42,7 +76,7 @@ class ModelBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(QLabel("Model:"))
         self.combo = QComboBox()
-        self.combo.setMinimumContentsLength(28)
+        self.combo.setMinimumContentsLength(18)
         self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setPlaceholderText("Looking for models…")
         layout.addWidget(self.combo, 1)
@@ -71,16 +105,13 @@ class ModelBar(QWidget):
         self.cancel_button.clicked.connect(self.sig_cancel_requested)
         self.cancel_button.hide()
         layout.addWidget(self.cancel_button)
-        self.status = QLabel()
-        self.status.setFixedWidth(STATUS_WIDTH)
-        self.status.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-        layout.addWidget(self.status)
+        self.status = ElidedLabel()
+        layout.addWidget(self.status, 1)
         self.set_status("No model loaded")
 
     def set_status(self, text: str) -> None:
         """Show a short state ("Ready: …", "Loading …"), elided to fit; the whole text as tooltip."""
-        self.status.setToolTip(text)
-        self.status.setText(self.status.fontMetrics().elidedText(text, Qt.ElideMiddle, STATUS_WIDTH))
+        self.status.set_full_text(text)
 
     def set_models(self, models: list[ModelInfo], current_path: str | None = None) -> None:
         """Fill the picker; unreadable files are listed but disabled, with the reason as tooltip."""
