@@ -15,7 +15,7 @@ test: $(VENV)/.stamp-test
 
 # Benchmarks print ratios measured side by side in one run; results go to bench/results/*.json.
 bench: $(VENV)/.stamp-test
-	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_engine.py
+	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_engine.py --runs 7
 	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_chat_ui.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_translate.py
 	$(PY) bench/torch_vs_llama_cpu.py

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_wait import wait_for  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lmdesk.backends.fake import FakeBackend  # noqa: E402
 from lmdesk.config import Settings, app_paths  # noqa: E402
@@ -100,15 +101,6 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else 0.0
 
 
-def spin(app: QApplication, done, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > end:
-            raise TimeoutError("benchmark step timed out")
-        app.processEvents()
-        time.sleep(0.001)
-
-
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     paths = app_paths().ensure()
@@ -124,7 +116,7 @@ def main() -> int:
     win.resize(1100, 800)
     win.show()
     bridge.load_model("fake", "fake")
-    spin(app, lambda: bridge.model is not None)
+    wait_for(lambda: bridge.model is not None)
     chat = win.chat
 
     t0 = time.perf_counter()
@@ -139,7 +131,7 @@ def main() -> int:
 
     hb = Heartbeat()
     hb.start()
-    spin(app, lambda: len(hb.gaps) > 50)  # idle baseline
+    wait_for(lambda: len(hb.gaps) > 50)  # idle baseline
     idle = hb.stop()
 
     chunks = []
@@ -149,9 +141,9 @@ def main() -> int:
     hb.start()
     t0 = time.perf_counter()
     chat.send()
-    spin(app, lambda: not chat.generating)
+    wait_for(lambda: not chat.generating)
     stream_s = time.perf_counter() - t0
-    spin(app, lambda: time.perf_counter() - t0 > stream_s + 0.2)  # the final render, then a little idle
+    wait_for(lambda: time.perf_counter() - t0 > stream_s + 0.2)  # the final render, then a little idle
     stalls = hb.stop()
     reply = store.get_message(chat.path[-1].id)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from llama_cpp import Llama  # noqa: E402
-from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QTimer  # noqa: E402
+from qt_wait import wait_for  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lmdesk.core.messages import ChatMessage  # noqa: E402
 from lmdesk.core.models import embedded_model_path  # noqa: E402
@@ -33,21 +34,6 @@ from lmdesk.engine.bridge import EngineBridge  # noqa: E402
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 N_CTX = 4096
 RESULTS = Path(__file__).resolve().parent / "results" / "engine.json"
-
-
-def wait_for(app: QCoreApplication, done, timeout: float = 300.0) -> None:
-    """Run a real Qt event loop (as the GUI does: it sleeps until an event arrives) until done()."""
-    if done():
-        return
-    loop = QEventLoop()
-    poll = QTimer(interval=5)  # a cheap check; the signals themselves arrive as queued events
-    poll.timeout.connect(lambda: done() and loop.quit())
-    QTimer.singleShot(int(timeout * 1000), loop.quit)
-    poll.start()
-    loop.exec()
-    poll.stop()
-    if not done():
-        raise TimeoutError("benchmark step timed out")
 
 
 class Run:
@@ -115,7 +101,7 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=200)
     args = ap.parse_args()
 
-    app = QCoreApplication.instance() or QCoreApplication(sys.argv)
+    _app = QCoreApplication.instance() or QCoreApplication(sys.argv)  # the event loop wait_for runs
     model = str(embedded_model_path())
     threads = os.cpu_count() or 2
     raw = Llama(model_path=model, n_ctx=N_CTX, n_threads=threads, verbose=False)
@@ -123,7 +109,7 @@ def main() -> int:
     loaded = []
     bridge.sig_model_loaded.connect(lambda rid, m: loaded.append(m))
     bridge.load_model("llama", model, LoadOptions(n_ctx=N_CTX, n_threads=threads))
-    wait_for(app, lambda: loaded)
+    wait_for(lambda: loaded)
     greedy = GenerationParams(max_tokens=args.max_tokens, temperature=0.0, repeat_penalty=1.0)
     msgs = [ChatMessage("user", PROMPT)]
 
@@ -133,7 +119,7 @@ def main() -> int:
     for i in range(args.runs + 1):  # run 0 warms up both and is not counted
         r = raw_run(raw, [m.as_dict() for m in msgs], args.max_tokens)
         run = Run(bridge).start(msgs, greedy)
-        wait_for(app, lambda: run.done)
+        wait_for(lambda: run.done)
         run.disconnect()
         if run.error:
             raise SystemExit(f"lmdesk run failed: {run.error}")
@@ -153,18 +139,18 @@ def main() -> int:
     for i in range(args.runs):
         run = Run(bridge).start([ChatMessage("user", f"[{i}] {long_prompt}")], greedy)
         QTimer.singleShot(300, lambda r=run: setattr(r, "t_cancel", time.perf_counter()) or bridge.cancel(r.req_id))
-        wait_for(app, lambda: run.done)
+        wait_for(lambda: run.done)
         run.disconnect()
         stop_prompt.append(run.t_done - run.t_cancel)
         evaluated = (run.stats.prompt_tokens_evaluated, run.stats.prompt_tokens)
 
         run = Run(bridge).start(msgs, GenerationParams(max_tokens=2000, temperature=0.8, seed=i))
-        wait_for(app, lambda: run.t_first)
+        wait_for(lambda: run.t_first)
         t_end = time.perf_counter() + 0.3
-        wait_for(app, lambda: time.perf_counter() >= t_end)
+        wait_for(lambda: time.perf_counter() >= t_end)
         run.t_cancel = time.perf_counter()
         bridge.cancel(run.req_id)
-        wait_for(app, lambda: run.done)
+        wait_for(lambda: run.done)
         run.disconnect()
         stop_gen.append(run.t_done - run.t_cancel)
     print(f"stop during prompt eval: max {max(stop_prompt):.3f} s (evaluated {evaluated[0]}/{evaluated[1]} tokens)")
@@ -180,22 +166,22 @@ def main() -> int:
     short = GenerationParams(max_tokens=8, temperature=0.0)
     for i in range(args.runs):
         first = Run(bridge).start(history + [ChatMessage("user", f"First question {i}?")], short)
-        wait_for(app, lambda: first.done)
+        wait_for(lambda: first.done)
         first.disconnect()
         hist_tokens = first.stats.prompt_tokens
         turn2 = history + [ChatMessage("user", f"First question {i}?"), ChatMessage("assistant", first.text),
                            ChatMessage("user", "And a follow-up?")]
         run = Run(bridge).start(turn2, short)
-        wait_for(app, lambda: run.done)
+        wait_for(lambda: run.done)
         run.disconnect()
         ttft_hist.append(run.t_first - run.t_submit)
         run = Run(bridge).start([ChatMessage("user", f"And a follow-up {i}?")], short)
-        wait_for(app, lambda: run.done)
+        wait_for(lambda: run.done)
         run.disconnect()
         ttft_empty.append(run.t_first - run.t_submit)
     # For scale: the same second turn when the cache holds another conversation (no prefix reuse).
     run = Run(bridge).start(turn2, short)
-    wait_for(app, lambda: run.done)
+    wait_for(lambda: run.done)
     run.disconnect()
     ttft_no_reuse = run.t_first - run.t_submit
     print(f"second turn, {hist_tokens} tokens of history: TTFT {med(ttft_hist):.3f} s with prefix reuse, "

@@ -32,6 +32,7 @@ os.environ.setdefault("LMDESK_HOME", tempfile.mkdtemp(prefix="lmdesk-bench-"))
 
 from llama_cpp import Llama  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_wait import wait_for  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from lmdesk.core.models import embedded_model_path  # noqa: E402
 from lmdesk.core.params import LoadOptions  # noqa: E402
@@ -69,16 +70,6 @@ def source_text(chars: int) -> str:
             parts.append(" ".join(SENTENCES[(i + k) % len(SENTENCES)] for k in range(4)))
         i += 1
     return "\n\n".join(parts)[:chars].rsplit(" ", 1)[0] + ".\n"
-
-
-def wait_for(app: QApplication, done, timeout: float = 900.0) -> None:
-    """Spin the Qt event loop, as the GUI does, until done() is true."""
-    end = time.perf_counter() + timeout
-    while not done():
-        if time.perf_counter() > end:
-            raise TimeoutError("benchmark step timed out")
-        app.processEvents()
-        time.sleep(0.0005)
 
 
 class Arrivals:
@@ -128,13 +119,13 @@ def main() -> int:
     ap.add_argument("--raw-chunks", type=int, default=10, help="chunks also run raw, interleaved")
     args = ap.parse_args()
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    _app = QApplication.instance() or QApplication(sys.argv)  # the event loop wait_for runs
     model = str(embedded_model_path())
     threads = os.cpu_count() or 2
     raw = Llama(model_path=model, n_ctx=N_CTX, n_threads=threads, verbose=False)
     bridge = EngineBridge()
     bridge.load_model("llama", model, LoadOptions(n_ctx=N_CTX, n_threads=threads))
-    wait_for(app, lambda: bridge.model is not None)
+    wait_for(lambda: bridge.model is not None)
     store = Store(Path(os.environ["LMDESK_HOME"]) / "bench.db")
     pane = TranslatePane(bridge, store)
     pane.resize(1000, 700)
@@ -170,7 +161,7 @@ def main() -> int:
     pane.runner.sig_chunk_done.connect(on_done)
     started = time.perf_counter()
     pane.translate()
-    wait_for(app, lambda: not pane.busy and pane.runner.plan is not None)
+    wait_for(lambda: not pane.busy and pane.runner.plan is not None, timeout=900)
     wall = time.perf_counter() - started - raw_wall[0]
     plan = pane.runner.plan
 

@@ -33,7 +33,8 @@ from lmdesk.core.tasks import (
     ACTIONS, WriteAction, clean_reply, continuation_glue, max_new_tokens, parse_action, parse_glossary,
     write_messages,
 )
-from lmdesk.core.translate_plan import TranslateOptions, conservative_tokens, plan_translation
+from lmdesk.core.chunk_budget import estimate_tokens
+from lmdesk.core.translate_plan import TranslateOptions, plan_translation
 from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadedModel, LoadRequest
 
 log = logging.getLogger("lmdesk.cli")
@@ -253,7 +254,7 @@ def _write_job(args: argparse.Namespace, text: str) -> Job:
 
     def job(engine: Engine, out: TextIO) -> int:
         n_ctx = engine.model.context_length
-        prompt = sum(conservative_tokens(m.content) + 8 for m in messages) + 8
+        prompt = sum(estimate_tokens(m.content) + 8 for m in messages) + 8
         room = n_ctx - prompt - max(16, n_ctx // 32)
         if room < 16:
             error = ContextOverflowError(
@@ -261,7 +262,7 @@ def _write_job(args: argparse.Namespace, text: str) -> Job:
                 "split it, or load the model with a larger context (--ctx)",
             )
             return _fail(error, EXIT_GENERATE, args.debug)
-        limit = min(room, max_new_tokens(action, conservative_tokens(text)), args.max_tokens or room)
+        limit = min(room, max_new_tokens(action, estimate_tokens(text)), args.max_tokens or room)
         params = GenerationParams(max_tokens=limit, temperature=args.temperature, seed=args.seed)
         try:
             reply, stats = engine.generate(messages, params)

@@ -47,6 +47,17 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.fixture
+def win(qtbot):
+    """The main window on the scripted fake backend, closed after the test (chat GUI tests)."""
+    from tests.chat_support import close_window, load, open_window
+
+    w = open_window(qtbot)
+    load(qtbot, w, "fake", "fake")
+    yield w
+    close_window(w)
+
+
 @pytest.fixture(scope="session")
 def embedded_model_path() -> str:
     """Path of the real embedded GGUF model (installed by `make test`)."""

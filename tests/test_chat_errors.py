@@ -8,21 +8,12 @@ from __future__ import annotations
 import logging
 import sys
 
-import pytest
 from PySide6.QtCore import Qt
 
 from lmdesk.core.conversation import Message
 from lmdesk.core.store import StoreError
 from lmdesk.ui.chat.message_view import MessageView
-from tests.chat_support import activate, click_anchor, close_window, last_id, load, open_window, send
-
-
-@pytest.fixture
-def win(qtbot):
-    w = open_window(qtbot)
-    load(qtbot, w, "fake", "fake")
-    yield w
-    close_window(w)
+from tests.chat_support import activate, click_anchor, last_id, send
 
 
 def _fail(*_a, **_k):

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from tests.chat_support import activate, click_anchor, close_window, last_id, load, open_window, send
+from tests.chat_support import activate, click_anchor, last_id, load, send
 
 CODE_REPLY = ("Here you go:\n\n", "```python\n", "def add(a, b):\n", "    return a + b\n", "```\n\n",
               "| x | y |\n|---|---|\n| 1 | 2 |\n\n", "See [the docs](https://example.com/docs).")
-
-
-@pytest.fixture
-def win(qtbot):
-    w = open_window(qtbot)
-    load(qtbot, w, "fake", "fake")
-    yield w
-    close_window(w)
 
 
 def test_send_streams_saves_and_lists(qtbot, win):

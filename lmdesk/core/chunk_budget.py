@@ -62,9 +62,15 @@ def plan_budget(
 
 
 def estimate_tokens(text: str) -> int:
-    """A cheap tokenizer stand-in: one token per CJK/kana/Hangul character, ~4 chars otherwise."""
+    """A tokenizer stand-in that errs high, for budgets where the real tokenizer is out of reach:
+    ASCII ~4 chars/token, CJK/kana/Hangul 2 per character (SmolLM2-style byte-level BPE spends
+    ~2), other BMP characters 1, astral (emoji, rare CJK) 3. Erring high only makes chunks
+    smaller; erring low could overflow the context."""
+    ascii_n = len(_ASCII_RE.findall(text))
     wide = len(_WIDE_RE.findall(text))
-    return wide + math.ceil((len(text) - wide) / 4)
+    astral = sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return math.ceil(ascii_n / 4) + 2 * wide + (len(text) - ascii_n - wide - astral) + 3 * astral
 
 
-_WIDE_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]")
+_ASCII_RE = re.compile(r"[\x00-\x7f]")
+_WIDE_RE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")

@@ -8,7 +8,7 @@ plan survives a Stop: `next_index()` is the first chunk still untranslated, whic
 continues where it stopped.
 
 Token counting: the engine offers no tokenizer to the GUI yet, so chunks are measured with
-`conservative_tokens`, an estimate that errs high for the English-centred byte-level BPE
+`chunk_budget.estimate_tokens`, an estimate that errs high for the English-centred byte-level BPE
 vocabularies of small local models (SmolLM2 spends ~2 tokens per Chinese or Japanese character,
 ~1 per Arabic or Cyrillic letter). Erring high only makes chunks smaller; erring low could
 overflow the context.
@@ -16,11 +16,10 @@ overflow the context.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
-from lmdesk.core.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS, ChunkBudget, CountTokens, plan_budget
+from lmdesk.core.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS, ChunkBudget, CountTokens, estimate_tokens, plan_budget
 from lmdesk.core.chunking import Chunk, previous_tail, reassemble, split_for_translation
 from lmdesk.core.languages import AUTO, detect_language
 from lmdesk.core.messages import ChatMessage
@@ -29,23 +28,12 @@ from lmdesk.core.reply_clean import TRANSLATE, clean_reply
 from lmdesk.core.tasks import GlossaryEntry, translate_messages
 
 __all__ = [
-    "TranslateOptions", "TranslationPlan", "conservative_tokens", "paragraphs",
+    "TranslateOptions", "TranslationPlan", "paragraphs",
     "plan_translation",
 ]
 
-_ASCII_RE = re.compile(r"[\x00-\x7f]")
-_WIDE_RE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _TEMPLATE_TOKENS_PER_MESSAGE = 8  # role markers and separators of a chat template (ChatML: ~5)
 _CONTEXT_CHARS = 200  # the source tail shown before a chunk split mid-paragraph
-
-
-def conservative_tokens(text: str) -> int:
-    """A token count that errs high: ASCII ~4 chars/token, CJK 2/char, other BMP 1/char, astral 3."""
-    ascii_n = len(_ASCII_RE.findall(text))
-    wide = len(_WIDE_RE.findall(text))
-    astral = sum(1 for ch in text if ord(ch) > 0xFFFF)
-    other = len(text) - ascii_n - wide - astral
-    return math.ceil(ascii_n / 4) + 2 * wide + other + 3 * astral
 
 
 @dataclass(frozen=True)
@@ -138,7 +126,7 @@ def plan_translation(
     text: str,
     n_ctx: int,
     options: TranslateOptions,
-    count_tokens: CountTokens = conservative_tokens,
+    count_tokens: CountTokens = estimate_tokens,
 ) -> TranslationPlan:
     """Detect the source language if needed and split `text` into chunks that fit `n_ctx`.
 

@@ -7,10 +7,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
-
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate (about four characters per token for English text)."""
-    return (len(text) + 3) // 4
+from lmdesk.core.chunk_budget import estimate_tokens
 
 
 class Composer(QPlainTextEdit):

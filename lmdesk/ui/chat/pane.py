@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidg
 from lmdesk.core.conversation import ConversationSettings, ConversationTree, Message, chat_messages
 from lmdesk.core.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
-from lmdesk.ui.chat.composer import ComposerPanel, ContextMeter, estimate_tokens
+from lmdesk.core.chunk_budget import estimate_tokens
+from lmdesk.ui.chat.composer import ComposerPanel, ContextMeter
 from lmdesk.ui.chat.generation import ReplyRequest, ReplyStreamer
 from lmdesk.ui.chat.message_view import MessageView
 from lmdesk.ui.chat.settings_dialog import SettingsDialog

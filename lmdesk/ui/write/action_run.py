@@ -15,7 +15,7 @@ from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
 from lmdesk.core.tasks import ACTIONS, WriteAction, clean_reply, continuation_glue, max_new_tokens, write_messages
 from lmdesk.core.text_diff import Hunk, diff_words
-from lmdesk.core.translate_plan import conservative_tokens
+from lmdesk.core.chunk_budget import estimate_tokens
 
 _WORD_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+(?:['’-][^\W_]+)*")
 _TEMPLATE_TOKENS = 24  # chat-template markup around the two messages
@@ -44,7 +44,7 @@ def to_position(text: str, index: int) -> int:
 
 
 def _prompt_tokens(messages: list[ChatMessage]) -> int:
-    return sum(conservative_tokens(m.content) for m in messages) + _TEMPLATE_TOKENS
+    return sum(estimate_tokens(m.content) for m in messages) + _TEMPLATE_TOKENS
 
 
 class ActionError(ValueError):
@@ -144,6 +144,6 @@ def prepare_action(
             f"The text is too long for the model's context (about {prompt:,} of {n_ctx:,} tokens): "
             "select a shorter passage, or load the model with a larger context."
         )
-    limit = min(room, max_new_tokens(action, conservative_tokens(work)))
+    limit = min(room, max_new_tokens(action, estimate_tokens(work)))
     params = GenerationParams(max_tokens=limit, temperature=temperature, seed=seed)
     return ActionRun(action, start, end, original, before, messages, params)
