@@ -19,6 +19,7 @@ bench: $(VENV)/.stamp-test
 	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_chat_ui.py
 	QT_QPA_PLATFORM=offscreen $(PY) bench/bench_translate.py
 	$(PY) bench/torch_vs_llama_cpu.py
+	$(PY) bench/bench_startup.py --runs 7
 
 screenshots: $(VENV)/.stamp-test
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py

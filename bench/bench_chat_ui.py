@@ -31,8 +31,8 @@ from qt_wait import wait_for  # noqa: E402  (bench/ is on sys.path when run as a
 
 from lmdesk.backends.fake import FakeBackend  # noqa: E402
 from lmdesk.config import Settings, app_paths  # noqa: E402
-from lmdesk.core.conversation import ConversationSettings  # noqa: E402
-from lmdesk.core.store import Store  # noqa: E402
+from lmdesk.core.chat.conversation import ConversationSettings  # noqa: E402
+from lmdesk.core.storage.store import Store  # noqa: E402
 from lmdesk.engine.bridge import EngineBridge  # noqa: E402
 from lmdesk.ui.main_window import MainWindow  # noqa: E402
 
@@ -135,7 +135,7 @@ def main() -> int:
     idle = hb.stop()
 
     chunks = []
-    bridge.sig_chunk.connect(lambda _id, text: chunks.append(len(text)))
+    chat.streamer.sig_text.connect(lambda _mid, text: chunks.append(len(text)))  # one per batch of the job
     chat.apply_settings(ConversationSettings(max_tokens=len(pieces) + 10))  # the whole reply, not 512 tokens
     chat.composer.setPlainText("Now a very long answer, please.")
     hb.start()

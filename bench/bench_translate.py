@@ -34,11 +34,11 @@ from llama_cpp import Llama  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from qt_wait import wait_for  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from lmdesk.core.models import embedded_model_path  # noqa: E402
+from lmdesk.core.modelfiles.discovery import embedded_model_path  # noqa: E402
 from lmdesk.core.params import LoadOptions  # noqa: E402
-from lmdesk.core.store import Store  # noqa: E402
-from lmdesk.core.translate_plan import TranslationPlan, paragraphs  # noqa: E402
-from lmdesk.engine.bridge import EngineBridge  # noqa: E402
+from lmdesk.core.storage.store import Store  # noqa: E402
+from lmdesk.core.translate.plan import TranslationPlan, paragraphs  # noqa: E402
+from lmdesk.engine.bridge import EngineBridge, QtJob  # noqa: E402
 from lmdesk.ui.translate_pane import TranslatePane  # noqa: E402
 
 N_CTX = 4096
@@ -73,19 +73,21 @@ def source_text(chars: int) -> str:
 
 
 class Arrivals:
-    """Per request: when its text reached the GUI thread, and its final stats."""
+    """Per chunk: when its job's text reached the GUI thread, and the job's final stats."""
 
-    def __init__(self, bridge: EngineBridge) -> None:
+    def __init__(self) -> None:
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
         self.stats: dict[int, object] = {}
-        bridge.sig_chunk.connect(self._chunk)
-        bridge.sig_finished.connect(lambda rid, _reason, stats: self.stats.__setitem__(rid, stats))
 
-    def _chunk(self, rid: int, _text: str) -> None:
+    def follow(self, index: int, job: QtJob) -> None:
+        job.sig_text.connect(lambda _text: self._text(index))
+        job.sig_finished.connect(lambda stats: self.stats.__setitem__(index, stats))
+
+    def _text(self, index: int) -> None:
         now = time.perf_counter()
-        self.first.setdefault(rid, now)
-        self.last[rid] = now
+        self.first.setdefault(index, now)
+        self.last[index] = now
 
 
 def raw_chunk(llm: Llama, plan: TranslationPlan, index: int) -> tuple[int, float]:
@@ -124,8 +126,10 @@ def main() -> int:
     threads = os.cpu_count() or 2
     raw = Llama(model_path=model, n_ctx=N_CTX, n_threads=threads, verbose=False)
     bridge = EngineBridge()
-    bridge.load_model("llama", model, LoadOptions(n_ctx=N_CTX, n_threads=threads))
-    wait_for(lambda: bridge.model is not None)
+    load = bridge.load_model("llama", model, LoadOptions(n_ctx=N_CTX, n_threads=threads))
+    wait_for(lambda: load.ended)
+    if bridge.model is None:
+        raise SystemExit(f"loading {model} failed: {load.error}")
     store = Store(Path(os.environ["LMDESK_HOME"]) / "bench.db")
     pane = TranslatePane(bridge, store)
     pane.resize(1000, 700)
@@ -136,18 +140,19 @@ def main() -> int:
     pane.target_picker.set_code("fr")
     text = source_text(args.chars)
     pane.source.setPlainText(text)
-    arrivals = Arrivals(bridge)
+    arrivals = Arrivals()
 
     # Raw runs interleaved with lmdesk's, chunk by chunk: when the pane has finished chunk i (and
     # before it sends the next one, so the worker is idle), raw llama-cpp-python translates the
     # same prompt. Every `step`-th chunk is sampled, so the raw figures span the whole document.
     raw("Hello", max_tokens=4)  # warm-up, not counted
-    req_of: dict[int, int] = {}  # chunk index -> lmdesk request id
+    chunks: list[int] = []  # indices of the chunks lmdesk translated, in order
     raw_pairs: dict[int, tuple[int, float]] = {}
     raw_wall = [0.0]
 
     def on_started(index: int, _ordinal: int, _total: int) -> None:
-        req_of[index] = pane.runner._req_id  # noqa: SLF001 - the benchmark pairs requests with chunks
+        chunks.append(index)
+        arrivals.follow(index, pane.runner.job)
 
     def on_done(index: int, _output: str) -> None:
         plan = pane.runner.plan
@@ -165,12 +170,12 @@ def main() -> int:
     wall = time.perf_counter() - started - raw_wall[0]
     plan = pane.runner.plan
 
-    def ours(rid: int) -> tuple[int, float]:
-        return arrivals.stats[rid].generated_tokens, arrivals.last.get(rid, 0.0) - arrivals.first.get(rid, 0.0)
+    def ours(index: int) -> tuple[int, float]:
+        return arrivals.stats[index].generated_tokens, arrivals.last.get(index, 0.0) - arrivals.first.get(index, 0.0)
 
-    gui = [ours(r) for r in req_of.values()]
-    backend = [(arrivals.stats[r].generated_tokens, arrivals.stats[r].generation_seconds) for r in req_of.values()]
-    same = [ours(req_of[i]) for i in raw_pairs]
+    gui = [ours(i) for i in chunks]
+    backend = [(arrivals.stats[i].generated_tokens, arrivals.stats[i].generation_seconds) for i in chunks]
+    same = [ours(i) for i in raw_pairs]
     raw_all = list(raw_pairs.values())
     out = pane.output.toPlainText()
     result = {

@@ -1,4 +1,4 @@
-"""GPU check of the torch backend: lmdesk's engine (InferenceWorker + torch backend) against
+"""GPU check of the torch backend: lmdesk's engine (Engine job + worker thread + torch backend) against
 transformers' own `generate` on the same model, prompt and token count, interleaved in one run.
 
 Prints and saves (bench/results/gpu_check.json):
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing lmdesk a
 
 from lmdesk.core.messages import ChatMessage  # noqa: E402
 from lmdesk.core.params import GenerationParams, LoadOptions  # noqa: E402
-from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadRequest  # noqa: E402
+from lmdesk.engine.engine import Engine  # noqa: E402
+from lmdesk.engine.jobs import Job  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 RESULTS = ROOT / "bench" / "results" / "gpu_check.json"
@@ -65,59 +66,32 @@ def build_random_model(size: str, folder: Path, dtype: str) -> Path:
                             dtype=getattr(torch, dtype))
 
 
-class Events:
-    """WorkerEvents that record arrival times (called on the worker thread)."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.reset()
-
-    def reset(self) -> None:
-        self.done.clear()
-        self.t_first: float | None = None
-        self.text: list[str] = []
-        self.stats = None
-        self.error = None
-        self.model = None
-
-    def on_started(self, req_id: int) -> None: ...
-
-    def on_chunk(self, req_id: int, text: str) -> None:
-        if self.t_first is None:
-            self.t_first = time.perf_counter()
-        self.text.append(text)
-
-    def on_finished(self, req_id: int, stats) -> None:
-        self.stats = stats
-        self.done.set()
-
-    def on_failed(self, req_id: int, error) -> None:
-        self.error = error
-        self.done.set()
-
-    def on_load_progress(self, req_id: int, fraction: float) -> None: ...
-
-    def on_model_loaded(self, req_id: int, model) -> None:
-        self.model = model
-        self.done.set()
+def wait(job: Job, what: str, timeout: float = 240.0) -> object:
+    """The job's result; exits with a message if it fails or takes longer than `timeout`."""
+    try:
+        return job.result(timeout)
+    except TimeoutError:
+        raise SystemExit(f"{what} timed out after {timeout:.0f} s") from None
+    except Exception as exc:  # noqa: BLE001 — the job's typed error, said in one line
+        raise SystemExit(f"{what} failed: {getattr(exc, 'user_text', lambda: str(exc))()}") from None
 
 
-def wait(events: Events, what: str, timeout: float = 240.0) -> None:
-    if not events.done.wait(timeout):
-        raise SystemExit(f"{what} timed out after {timeout:.0f} s")
-    if events.error is not None:
-        raise SystemExit(f"{what} failed: {events.error.user_text()}")
+def run_lmdesk(engine: Engine, messages, params: GenerationParams) -> dict:
+    """One generation through the engine, from submit to the job's end; the first text's arrival
+    is taken on the worker thread, as the engine hands it on."""
+    first: list[float] = []
 
+    def listener(kind: str, _value: object) -> None:
+        if kind == "text" and not first:
+            first.append(time.perf_counter())
 
-def run_lmdesk(worker: InferenceWorker, events: Events, messages, params: GenerationParams) -> dict:
-    events.reset()
     t0 = time.perf_counter()
-    worker.submit(GenerateRequest(messages, params))
-    wait(events, "lmdesk generation")
+    job = engine.generate(messages, params, listener=listener)
+    reply = wait(job, "lmdesk generation")
     t1 = time.perf_counter()
-    s = events.stats
+    s = reply.stats
     return {"tokens": s.generated_tokens, "seconds": t1 - t0, "tok_s": s.generated_tokens / (t1 - t0),
-            "ttft": (events.t_first or t1) - t0, "decode_tok_s": s.tokens_per_second, "text": "".join(events.text)}
+            "ttft": (first[0] if first else t1) - t0, "decode_tok_s": s.tokens_per_second, "text": reply.text}
 
 
 def run_hf(model, tokenizer, ids, n_tokens: int, sync) -> dict:
@@ -151,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from lmdesk.core.models import embedded_model_path
+    from lmdesk.core.modelfiles.discovery import embedded_model_path
 
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -198,15 +172,12 @@ def measure(args, model_path: Path, cuda: bool, dtype: str, started: float) -> d
     convert_s = time.perf_counter() - t
 
     # 2. lmdesk: the engine's worker thread loads the model through the torch backend.
-    events = Events()
-    worker = InferenceWorker(events)
-    worker.start()
+    engine = Engine()
     try:
         t = time.perf_counter()
-        worker.submit(LoadRequest("torch", str(model_path), LoadOptions(device=args.device, dtype=dtype)))
-        wait(events, "loading through lmdesk")
+        loaded = wait(engine.load("torch", str(model_path), LoadOptions(device=args.device, dtype=dtype)),
+                      "loading through lmdesk")
         load_s = time.perf_counter() - t
-        loaded = events.model
         print(f"loaded {loaded.name} on {loaded.device} ({dtype}) through lmdesk in {load_s:.2f} s", flush=True)
         vram_after_load = torch.cuda.memory_allocated() if cuda else None
 
@@ -221,20 +192,20 @@ def measure(args, model_path: Path, cuda: bool, dtype: str, started: float) -> d
         params = GenerationParams(max_tokens=args.max_tokens, temperature=0.0, repeat_penalty=1.0)
 
         # 4. Warm-up (CUDA kernels, allocator), then interleaved rounds; alternate who goes first.
-        warm = run_lmdesk(worker, events, messages, params)
+        warm = run_lmdesk(engine, messages, params)
         run_hf(ref, tokenizer, ids, warm["tokens"], sync)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         ours, theirs = [], []
         for r in range(args.rounds):
-            pair = [lambda: ours.append(run_lmdesk(worker, events, messages, params)),
+            pair = [lambda: ours.append(run_lmdesk(engine, messages, params)),
                     lambda: theirs.append(run_hf(ref, tokenizer, ids, warm["tokens"], sync))]
             for step in (pair if r % 2 == 0 else pair[::-1]):
                 step()
             print(f"round {r + 1}: lmdesk {ours[-1]['tok_s']:.1f} tok/s ({ours[-1]['tokens']} tokens), "
                   f"transformers {theirs[-1]['tok_s']:.1f} tok/s", flush=True)
     finally:
-        worker.shutdown(30)
+        engine.shutdown(30)
 
     med = statistics.median
     result = {

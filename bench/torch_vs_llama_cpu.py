@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from lmdesk.backends import load_backend  # noqa: E402
 from lmdesk.backends.hf_convert import CACHE_ENV  # noqa: E402
 from lmdesk.core.messages import ChatMessage  # noqa: E402
-from lmdesk.core.models import embedded_model_path  # noqa: E402
+from lmdesk.core.modelfiles.discovery import embedded_model_path  # noqa: E402
 from lmdesk.core.params import GenerationParams  # noqa: E402
 
 PROMPT = [ChatMessage("user", "Write a long story about a lighthouse keeper who finds a message in a bottle.")]

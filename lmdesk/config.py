@@ -19,7 +19,6 @@ from lmdesk.core.params import LoadOptions
 
 APP_NAME = "lmdesk"
 HOME_ENV = "LMDESK_HOME"
-DEFAULT_MODEL_ENV = "LMDESK_DEFAULT_MODEL"
 
 log = logging.getLogger("lmdesk.config")
 

@@ -21,7 +21,7 @@ os.environ.setdefault("LMDESK_HOME", tempfile.mkdtemp(prefix="lmdesk-shots-"))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from lmdesk.core.conversation import ConversationSettings  # noqa: E402
+from lmdesk.core.chat.conversation import ConversationSettings  # noqa: E402
 from lmdesk.ui.app import create_window  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"

@@ -17,7 +17,7 @@ os.environ.setdefault("LMDESK_HOME", tempfile.mkdtemp(prefix="lmdesk-shots-"))
 from PySide6.QtGui import QTextCursor  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from lmdesk.core.tasks import WriteAction  # noqa: E402
+from lmdesk.core.write.actions import WriteAction  # noqa: E402
 from lmdesk.ui.app import create_window  # noqa: E402
 from screenshots import spin  # noqa: E402  (scripts/ is on sys.path when run as a script)
 

@@ -13,7 +13,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from lmdesk.core.conversation import ConversationSettings
+from lmdesk.core.chat.conversation import ConversationSettings
 from lmdesk.ui.app import create_window
 
 
@@ -53,7 +53,7 @@ def main() -> int:
             state["saved"] = len(saved)
             print("saved", gen.message_id, json.dumps(saved), flush=True)
 
-    win.bridge.sig_model_loaded.connect(on_loaded)
+    win.bridge.sig_model_changed.connect(on_loaded)
     chat.streamer.sig_done.connect(on_done)
     timer = QTimer(interval=20)
     timer.timeout.connect(poll)

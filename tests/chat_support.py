@@ -7,15 +7,26 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QTextCursor
 
 from lmdesk.config import Settings, app_paths
-from lmdesk.core.store import Store
+from lmdesk.core.storage.store import Store
+from lmdesk.backends import load_backend
+from lmdesk.backends.fake import FakeBackend
 from lmdesk.engine.bridge import EngineBridge
 from lmdesk.ui.main_window import MainWindow
 
 
-def open_window(qtbot) -> MainWindow:
-    """A main window on the test's LMDESK_HOME (a fresh bridge and store each time)."""
+def open_window(qtbot, fake: FakeBackend | None = None) -> MainWindow:
+    """A main window on the test's LMDESK_HOME (a fresh bridge and store each time); loading the
+    fake backend's "fake" or "fake:slow" gives `fake`, the scripted model the test holds, when one
+    is passed (once: a second load of it gets a new model from the registry)."""
     paths = app_paths().ensure()
-    bridge = EngineBridge()
+    given = [fake] if fake is not None else []
+
+    def loader(name, path, *rest):
+        if given and name == "fake" and path in ("fake", "fake:slow"):
+            return given.pop()
+        return load_backend(name, path, *rest)
+
+    bridge = EngineBridge(loader=loader)
     win = MainWindow(bridge, paths, Settings.load(paths), Store(paths.database))
     qtbot.addWidget(win)
     win.show()
@@ -31,7 +42,7 @@ def close_window(win: MainWindow) -> None:
 
 def load(qtbot, win: MainWindow, backend: str, path: str) -> None:
     """Load a model and wait for it."""
-    with qtbot.waitSignal(win.bridge.sig_model_loaded, timeout=60_000):
+    with qtbot.waitSignal(win.bridge.sig_model_changed, timeout=60_000):
         win.load_model(backend, path)
 
 

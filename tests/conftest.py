@@ -40,7 +40,7 @@ def no_leaked_threads():
 @pytest.fixture
 def store(tmp_path):
     """A real SQLite store in a fresh file, closed after the test."""
-    from lmdesk.core.store import Store
+    from lmdesk.core.storage.store import Store
 
     s = Store(tmp_path / "lmdesk.db")
     yield s
@@ -48,11 +48,20 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def win(qtbot):
+def fake_model():
+    """The scripted model that the `win` fixture loads: a test sets its pieces or failures."""
+    from lmdesk.backends.fake import FakeBackend
+    from lmdesk.core.params import LoadOptions
+
+    return FakeBackend(context_length=LoadOptions().n_ctx)  # what the "fake" loader would give
+
+
+@pytest.fixture
+def win(qtbot, fake_model):
     """The main window on the scripted fake backend, closed after the test (chat GUI tests)."""
     from tests.chat_support import close_window, load, open_window
 
-    w = open_window(qtbot)
+    w = open_window(qtbot, fake_model)
     load(qtbot, w, "fake", "fake")
     yield w
     close_window(w)
@@ -61,7 +70,7 @@ def win(qtbot):
 @pytest.fixture(scope="session")
 def embedded_model_path() -> str:
     """Path of the real embedded GGUF model (installed by `make test`)."""
-    from lmdesk.core.models import embedded_model_path as find
+    from lmdesk.core.modelfiles.discovery import embedded_model_path as find
 
     return str(find())
 

@@ -52,7 +52,7 @@ def make_png(folder: Path, name: str = "picture.gguf") -> Path:
 
 
 def _real_model(real_model: str | Path | None) -> Path:
-    from lmdesk.core.models import embedded_model_path
+    from lmdesk.core.modelfiles.discovery import embedded_model_path
 
     return Path(real_model) if real_model is not None else embedded_model_path()
 
@@ -63,7 +63,7 @@ def make_truncated_gguf(folder: Path, real_model: str | Path | None = None, name
 
     `real_model` defaults to the embedded model.
     """
-    from lmdesk.core.gguf_info import read_gguf_info
+    from lmdesk.core.modelfiles.gguf_info import read_gguf_info
 
     real_model = _real_model(real_model)
     info = read_gguf_info(real_model)

@@ -43,6 +43,6 @@ class EchoBackend(FakeBackend):
 def make_bridge(qtbot, backend: EchoBackend) -> EngineBridge:
     """A bridge whose loader returns `backend`, with it loaded."""
     bridge = EngineBridge(loader=lambda *_args: backend)
-    with qtbot.waitSignal(bridge.sig_model_loaded, timeout=10_000):
-        bridge.load_model("fake", "echo")
+    with qtbot.waitSignal(bridge.load_model("fake", "echo").sig_finished, timeout=10_000):
+        pass
     return bridge

@@ -72,7 +72,7 @@ def test_unsupported_arch_is_reported_by_llama_cpp_itself(tmp_path, monkeypatch)
 def test_truncated_past_header_check_maps_llama_cpp_error(tmp_path, monkeypatch, embedded_model_path):
     # Skip our own size check to prove llama.cpp's failure is mapped too (not a raw ValueError).
     from lmdesk.backends import llamacpp
-    from lmdesk.core.gguf_info import read_gguf_info
+    from lmdesk.core.modelfiles.gguf_info import read_gguf_info
 
     info = read_gguf_info(embedded_model_path)
     bad = mf.make_truncated_gguf(tmp_path)
@@ -94,17 +94,21 @@ def test_bad_lora_adapters(tmp_path, embedded_model_path):
         load_backend("llama", embedded_model_path, LoadOptions(lora_path=str(wrong)))
 
 
-def test_lora_adapter_is_applied(tmp_path, embedded_model_path, good):
+def test_lora_adapter_is_applied(tmp_path, embedded_model_path):
     lora = mf.make_lora_gguf(tmp_path)  # a zero adapter: same output as the base model
+    # Both models fresh, so both evaluate the same prompt from an empty KV cache in one batch:
+    # only then does llama.cpp promise the same floats (a shared model's cache state would not).
+    base = load_backend("llama", embedded_model_path)
     b = load_backend("llama", embedded_model_path, LoadOptions(lora_path=str(lora)))
     try:
         assert b._llm._lora_adapter
         def text(backend):
             out = backend.generate([M("user", "Say hi.")], SHORT, threading.Event())
             return "".join(x for x in out if isinstance(x, str))
-        assert text(b) == text(good)
+        assert text(b) == text(base)
     finally:
         b.close()
+        base.close()
 
 
 def test_cancelled_load(embedded_model_path):

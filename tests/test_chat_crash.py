@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from lmdesk.config import app_paths
-from lmdesk.core.store import Store
+from lmdesk.core.storage.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import sys
 
 from PySide6.QtCore import Qt
 
-from lmdesk.core.conversation import Message
-from lmdesk.core.store import StoreError
+from lmdesk.core.chat.conversation import Message
+from lmdesk.core.storage.store import StoreError
 from lmdesk.ui.chat.message_view import MessageView
 from tests.chat_support import activate, click_anchor, last_id, send
 

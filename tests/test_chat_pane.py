@@ -30,8 +30,8 @@ def test_send_streams_saves_and_lists(qtbot, win):
     assert chat.panel.send_button.isEnabled() and not chat.panel.stop_button.isEnabled()
 
 
-def test_markdown_reply_copy_links_and_external_links(qtbot, win, monkeypatch):
-    win.bridge.worker._backend.pieces = CODE_REPLY  # noqa: SLF001 - script the reply
+def test_markdown_reply_copy_links_and_external_links(qtbot, win, fake_model, monkeypatch):
+    fake_model.pieces = CODE_REPLY  # script the reply
     send(qtbot, win, "code and a table please")
     view = win.chat.view
     assert "def add(a, b):" in view.toPlainText() and "x" in view.toPlainText()
@@ -88,7 +88,7 @@ def test_regenerate_and_switch_versions(qtbot, win):
     assert [m.id for m in win.store.load_tree(chat.conversation_id).active_path()] == [m.id for m in chat.path]
 
 
-def test_edit_and_resend_makes_a_branch(qtbot, win):
+def test_edit_and_resend_makes_a_branch(qtbot, win, fake_model):
     send(qtbot, win, "original question")
     chat = win.chat
     old_user, old_reply = last_id(win, "user"), last_id(win, "assistant")
@@ -99,7 +99,7 @@ def test_edit_and_resend_makes_a_branch(qtbot, win):
     new_user = last_id(win, "user")
     assert new_user != old_user and chat.tree.get(new_user).content == "edited question"
     assert chat.tree.version(new_user) == (2, 2) and chat.panel.editing_id is None
-    assert len(win.bridge.worker._backend.calls[-1]) == 1  # noqa: SLF001 - the old turn is not sent
+    assert len(fake_model.calls[-1]) == 1  # the old turn is not sent
     click_anchor(qtbot, chat.view, f"action:prev:{new_user}")
     assert [m.id for m in chat.path] == [old_user, old_reply]
     # Esc leaves edit mode and gives the composer back
@@ -180,8 +180,8 @@ def test_search_filters_titles_and_message_text(qtbot, win):
     assert win.chat.conversation_id == b and "saffron" in win.chat.view.toPlainText()
 
 
-def test_export_and_import_round_trip(qtbot, win, tmp_path, monkeypatch):
-    win.bridge.worker._backend.pieces = CODE_REPLY  # noqa: SLF001
+def test_export_and_import_round_trip(qtbot, win, fake_model, tmp_path, monkeypatch):
+    fake_model.pieces = CODE_REPLY
     send(qtbot, win, "export me")
     with qtbot.waitSignal(win.chat.streamer.sig_done, timeout=10_000):
         win.regen_action.trigger()  # a tree with two versions
@@ -218,8 +218,8 @@ def test_export_and_import_round_trip(qtbot, win, tmp_path, monkeypatch):
     assert win.banner.isVisible() and "Import failed" in win.banner.label.text()
 
 
-def test_send_stream_and_regenerate_never_render_the_whole_transcript(qtbot, win, monkeypatch):
-    win.bridge.worker._backend.pieces = CODE_REPLY  # noqa: SLF001
+def test_send_stream_and_regenerate_never_render_the_whole_transcript(qtbot, win, fake_model, monkeypatch):
+    fake_model.pieces = CODE_REPLY
     for k in range(3):
         send(qtbot, win, f"question {k}")
     view = win.chat.view
@@ -236,3 +236,18 @@ def test_send_stream_and_regenerate_never_render_the_whole_transcript(qtbot, win
     view.rerender()
     assert " ".join(view.toPlainText().split()) == incremental
     assert "2/2" in incremental and incremental.count("def add(a, b):") == 4
+
+
+def test_context_meter_and_draft_show_the_models_exact_count(qtbot, win, fake_model):
+    """Counts come from the loaded model's tokenizer through the engine, not the "~" estimate."""
+    from lmdesk.core.chat.conversation import chat_messages
+
+    send(qtbot, win, "Hello there, model")
+    chat = win.chat
+    expected = fake_model.count_tokens(chat_messages(chat.path, chat.settings.system_prompt))
+    qtbot.waitUntil(lambda: chat.meter.exact and chat.meter.used == expected, timeout=10_000)
+    assert "~" not in chat.meter.label.text() and f"{expected:,} / 4,096" in chat.meter.label.text()
+    qtbot.keyClicks(chat.composer, "x" * 40)
+    qtbot.waitUntil(lambda: chat.panel.tokens.text().startswith("Draft = "), timeout=10_000)
+    left = 4096 - expected - 14
+    assert chat.panel.tokens.text() == f"Draft = 14 tokens · {left:,} left in context"  # the fake: 40/4 + 4

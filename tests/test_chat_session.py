@@ -6,13 +6,15 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-from lmdesk.core.conversation import ConversationSettings
+from lmdesk.backends.fake import FakeBackend
+from lmdesk.core.chat.conversation import ConversationSettings
+from lmdesk.core.params import LoadOptions
 from lmdesk.ui.shortcuts import SHORTCUTS
 from tests.chat_support import activate, close_window, last_id, load, open_window, send
 
 
-def test_settings_are_saved_used_and_presets_apply_elsewhere(qtbot):
-    win = open_window(qtbot)
+def test_settings_are_saved_used_and_presets_apply_elsewhere(qtbot, fake_model):
+    win = open_window(qtbot, fake_model)
     try:
         load(qtbot, win, "fake", "fake")
         chat = win.chat
@@ -35,7 +37,7 @@ def test_settings_are_saved_used_and_presets_apply_elsewhere(qtbot):
         assert (saved.system_prompt, saved.temperature, saved.top_k, saved.seed, saved.max_tokens) == \
             ("You are a pirate.", 0.2, 7, 42, 99)
         send(qtbot, win, "hello again")
-        sent = win.bridge.worker._backend.calls[-1]  # noqa: SLF001
+        sent = fake_model.calls[-1]
         assert sent[0].role == "system" and sent[0].content == "You are a pirate."
         # a new chat starts from defaults; applying the preset gives it the pirate too
         activate(qtbot, win)  # the dialog had the focus
@@ -68,7 +70,7 @@ def test_reopening_restores_conversation_geometry_and_splitter(qtbot):
 
     again = open_window(qtbot)
     try:
-        assert again.chat.conversation_id == cid
+        qtbot.waitUntil(lambda: again.chat.conversation_id == cid)  # reopened once the window is up
         assert [m.content for m in again.chat.path if m.role == "user"] == ["remember me", "and me"]
         assert "Hello, world!" in again.chat.view.toPlainText()
         assert (again.width(), again.height()) == (930, 640)
@@ -120,10 +122,10 @@ def test_switching_away_and_back_while_a_reply_streams(qtbot):
 
 
 def test_auto_scroll_follows_until_the_user_scrolls_up(qtbot):
-    win = open_window(qtbot)
+    slow = FakeBackend(pieces=tuple(f"line {i}\n\n" for i in range(40)), delay=0.05, context_length=LoadOptions().n_ctx)  # "fake:slow", scripted
+    win = open_window(qtbot, slow)
     try:
         load(qtbot, win, "fake", "fake:slow")
-        win.bridge.worker._backend.pieces = tuple(f"line {i}\n\n" for i in range(40))  # noqa: SLF001
         chat = win.chat
         sb = chat.view.verticalScrollBar()
         send(qtbot, win, "many lines", wait=False)
@@ -141,8 +143,8 @@ def test_auto_scroll_follows_until_the_user_scrolls_up(qtbot):
         close_window(win)
 
 
-def test_theme_menu_shortcuts_dialog_and_errors(qtbot):
-    win = open_window(qtbot)
+def test_theme_menu_shortcuts_dialog_and_errors(qtbot, fake_model):
+    win = open_window(qtbot, fake_model)
     try:
         win.theme_actions["dark"].trigger()
         assert QApplication.instance().property("lmdesk_dark") and win.chat.view.dark
@@ -161,7 +163,7 @@ def test_theme_menu_shortcuts_dialog_and_errors(qtbot):
         assert win.chat.composer.toPlainText() == "hello?"
         win.chat.composer.clear()
         load(qtbot, win, "fake", "fake")
-        win.bridge.worker._backend.fail_after = 0  # noqa: SLF001 - make the scripted model fail
+        fake_model.fail_after = 0  # make the scripted model fail
         with qtbot.waitSignal(win.chat.streamer.sig_failed, timeout=10_000):
             send(qtbot, win, "This text must not be lost", wait=False)
         assert win.banner.isVisible() and "failed on purpose" in win.banner.label.text()
@@ -173,7 +175,7 @@ def test_theme_menu_shortcuts_dialog_and_errors(qtbot):
 
 
 def test_long_conversation_opens_at_the_end_and_shows_earlier_on_demand(qtbot):
-    from lmdesk.core.store import Store
+    from lmdesk.core.storage.store import Store
     from lmdesk.config import app_paths
 
     with Store(app_paths().ensure().database) as store:
@@ -183,7 +185,7 @@ def test_long_conversation_opens_at_the_end_and_shows_earlier_on_demand(qtbot):
             parent = store.add_message(cid, parent, "user", f"question number {k}")
             parent = store.add_message(cid, parent, "assistant", f"answer number {k}", model="fake")
         store.set_content(parent, "the last answer, cut short")
-        store._conn.execute("UPDATE messages SET status='interrupted' WHERE id=?", (parent,))  # noqa: SLF001
+        store.db._conn.execute("UPDATE messages SET status='interrupted' WHERE id=?", (parent,))  # noqa: SLF001
     win = open_window(qtbot)
     try:
         win.chat.open_conversation(cid)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lmdesk.core.chat_template import CHATML_TEMPLATE, render_chat
+from lmdesk.core.modelfiles.chat_template import CHATML_TEMPLATE, render_chat
 from lmdesk.core.errors import GenerationError
-from lmdesk.core.gguf_info import read_gguf_info
+from lmdesk.core.modelfiles.gguf_info import read_gguf_info
 from lmdesk.core.messages import ChatMessage as M
 
 CONVERSATION = [

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmdesk.core.chunking import (
+from lmdesk.core.text.chunking import (
     Chunk,
     estimate_tokens,
     paragraph_count,

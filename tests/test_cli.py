@@ -236,10 +236,12 @@ def test_no_command_opens_the_gui_with_the_options(monkeypatch):
     fake_app = types.ModuleType("lmdesk.ui.app")
     fake_app.run_gui = lambda **kw: calls.append(kw) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lmdesk.ui.app", fake_app)
+    from lmdesk.config import app_paths
+
     assert cli.main(["--model", "x.gguf", "--backend", "llama", "--debug"]) == 0
-    assert calls == [{"model": "x.gguf", "backend": "llama", "debug": True}]
+    assert calls == [{"paths": app_paths(), "model": "x.gguf", "backend": "llama"}]
     assert cli.main([]) == 0
-    assert calls[-1] == {"model": None, "backend": None, "debug": False}
+    assert calls[-1] == {"paths": app_paths(), "model": None, "backend": None}
 
 
 def test_options_before_and_after_the_command_agree():
@@ -253,7 +255,7 @@ def test_options_before_and_after_the_command_agree():
 
 
 def test_human_size():
-    from lmdesk.core.models import human_size
+    from lmdesk.core.modelfiles.discovery import human_size
 
     assert [human_size(n) for n in (0, 999, 1500, 98_362_432, 7_000_000_000)] == [
         "0 B", "999 B", "1.5 KB", "98.4 MB", "7.0 GB"]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lmdesk.core.translate_plan import paragraphs
+from lmdesk.core.translate.plan import paragraphs
 from tests import model_files as mf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ def test_ctrl_c_while_loading_exits_130_not_3(lmdesk_home, monkeypatch, capsys):
     import threading
 
     import lmdesk.backends.fake as fake
-    from lmdesk import cli_tasks
+    from lmdesk.cli import write as cli_tasks
     from lmdesk.cli import build_parser
     from lmdesk.config import app_paths
     from lmdesk.core.errors import ModelLoadError

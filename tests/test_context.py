@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmdesk.core.context import fit_messages, reply_reserve
+from lmdesk.core.chat.context_window import fit_messages, reply_reserve
 from lmdesk.core.errors import ContextOverflowError
 from lmdesk.core.messages import ChatMessage as M
 from lmdesk.core.params import ContextPolicy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmdesk.core.conversation import (
+from lmdesk.core.chat.conversation import (
     ConversationSettings, ConversationTree, Message, auto_title, chat_messages, new_message,
 )
 from lmdesk.core.messages import ChatMessage

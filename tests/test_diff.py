@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmdesk.core.text_diff import apply, change_indices, diff_stats, diff_words, tokenize
+from lmdesk.core.text.word_diff import apply, change_indices, diff_stats, diff_words, tokenize
 
 OLD = "The quick brown fox jumps over the lazy dog."
 NEW = "A quick red fox leaps over the lazy dog!"

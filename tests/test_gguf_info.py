@@ -9,7 +9,7 @@ import pytest
 
 from tests import model_files as mf
 from lmdesk.core.errors import ModelLoadError
-from lmdesk.core.gguf_info import estimate_ram, is_known_architecture, read_gguf_info
+from lmdesk.core.modelfiles.gguf_info import estimate_ram, is_known_architecture, read_gguf_info
 
 
 def test_real_model_metadata(embedded_model_path):

@@ -250,29 +250,13 @@ def test_dtype_override_on_cpu(tiny_model):
         b.close()
 
 
-def test_through_the_inference_worker(tiny_model):
-    from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadRequest
+def test_through_the_engine(tiny_model):
+    from lmdesk.engine.engine import Engine
 
-    class Events:
-        def __init__(self):
-            self.chunks, self.done, self.failed, self.loaded = [], threading.Event(), [], []
-
-        def on_started(self, req_id): pass
-        def on_chunk(self, req_id, text): self.chunks.append(text)
-        def on_finished(self, req_id, stats): self.stats = stats; self.done.set()
-        def on_failed(self, req_id, err): self.failed.append(err); self.done.set()
-        def on_load_progress(self, req_id, fraction): pass
-        def on_model_loaded(self, req_id, model): self.loaded.append(model)
-
-    events = Events()
-    worker = InferenceWorker(events)
-    worker.start()
-    try:
-        worker.submit(LoadRequest("torch", tiny_model))
-        worker.submit(GenerateRequest(HELLO, GenerationParams(max_tokens=8, temperature=0)))
-        assert events.done.wait(60)
-        assert not events.failed, events.failed
-        assert events.loaded[0].device == "cpu" and events.loaded[0].backend == "torch"
-        assert events.stats.generated_tokens == 8 and "".join(events.chunks)
-    finally:
-        assert worker.shutdown(10)
+    with Engine() as engine:
+        model = engine.load("torch", tiny_model).result(60)
+        job = engine.generate(HELLO, GenerationParams(max_tokens=8, temperature=0))
+        streamed = "".join(job)
+        reply = job.result(60)
+    assert model.device == "cpu" and model.backend == "torch"
+    assert reply.stats.generated_tokens == 8 and streamed and reply.text == streamed

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lmdesk.core.languages import (
+from lmdesk.core.text.languages import (
     AUTO,
     LANGUAGES,
     detect_language,
@@ -73,6 +73,6 @@ def test_detection_abstains_on_text_without_letters():
 
 
 def test_detection_library_is_imported_lazily():
-    code = "import lmdesk.core.languages, sys; print('py3langid' in sys.modules)"
+    code = "import lmdesk.core.text.languages, sys; print('py3langid' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -4,18 +4,17 @@ prefix reuse, UTF-8 safety, the context policy, stop reasons and reproducible sa
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from lmdesk.backends import load_backend
 from lmdesk.backends.base import Backend
-from lmdesk.backends.llamacpp import load
+from lmdesk.backends.llamacpp import SLICE_MIN, SLICE_TARGET_SECONDS, load, next_slice_size, shared_prefix_length
 from lmdesk.core.errors import ContextOverflowError, GenerationError, ModelLoadError
 from lmdesk.core.messages import ChatMessage as M
 from lmdesk.core.params import ContextPolicy, GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.textstream import TextStream
+from lmdesk.core.text.stream import TextStream
 
 GREEDY = GenerationParams(max_tokens=40, temperature=0.0, seed=0)
 MIXED = "你好，世界 🌍 こんにちは"
@@ -101,33 +100,65 @@ def long_prompt(n_items: int = 160) -> str:
     )
 
 
-def test_cancel_during_long_prompt_then_next_request_works(backend):
+def test_cancel_during_long_prompt_then_next_request_works(backend, monkeypatch):
     msgs = [M("user", long_prompt())]
     assert backend.count_tokens(msgs) >= 2000
+    llm = backend._llm
     cancel = threading.Event()
-    timer = threading.Timer(0.3, cancel.set)
-    t0 = time.perf_counter()
-    timer.start()
-    try:
-        pieces, stats = run(backend, msgs, GenerationParams(max_tokens=20), cancel)
-    finally:
-        timer.cancel()
-        timer.join()
-    elapsed = time.perf_counter() - t0
-    print(f"cancelled during prompt after {elapsed:.2f} s; evaluated {stats.prompt_tokens_evaluated}"
+    slices: list[tuple[int, bool]] = []  # (tokens, cancel already set) of each prompt slice
+    real_eval = llm.eval
+
+    def eval_spy(tokens):
+        slices.append((len(tokens), cancel.is_set()))
+        real_eval(tokens)
+        if len(slices) == 2:
+            cancel.set()  # Stop pressed while the second slice was being evaluated
+
+    monkeypatch.setattr(llm, "eval", eval_spy)
+    llm.reset()  # nothing of this prompt is cached: every slice is real prompt evaluation
+    pieces, stats = run(backend, msgs, GenerationParams(max_tokens=20), cancel)
+    monkeypatch.undo()
+    print(f"cancelled during prompt; slices {slices}; evaluated {stats.prompt_tokens_evaluated}"
           f" of {stats.prompt_tokens}")
     assert stats.stop_reason == "cancelled" and pieces == []
     assert stats.prompt_tokens >= 2000
-    assert stats.prompt_tokens_evaluated < stats.prompt_tokens
-    assert elapsed < 5  # generous: the whole prompt takes ~10 s on 2 cores
+    # Stop takes effect at the next slice boundary: not one more token is evaluated after it, and
+    # a slice is a bounded piece of the prompt (sized to take a fraction of a second).
+    assert len(slices) == 2 and not any(after for _, after in slices)
+    assert stats.prompt_tokens_evaluated == sum(n for n, _ in slices) < stats.prompt_tokens
+    assert all(n <= llm.n_batch for n, _ in slices)
     # The KV cache holds exactly the tokens that were evaluated, a prefix of this prompt.
-    llm = backend._llm
     prompt_ids = backend.tokenize_prompt(backend.render(msgs))
-    assert 0 < llm.n_tokens < len(prompt_ids)
+    assert llm.n_tokens == stats.prompt_tokens_evaluated
     assert list(llm.input_ids[: llm.n_tokens]) == prompt_ids[: llm.n_tokens]
     # And the next request works normally.
     pieces, stats = run(backend, [M("user", "Say hi.")])
     assert stats.stop_reason in ("stop", "length") and "".join(pieces).strip()
+
+
+def test_slice_size_follows_the_measured_rate():
+    # ~SLICE_TARGET_SECONDS of work a slice, between SLICE_MIN and n_batch.
+    assert next_slice_size(64, 64, 64 / 400, 512) == int(400 * SLICE_TARGET_SECONDS)
+    assert next_slice_size(64, 64, 10.0, 512) == SLICE_MIN
+    assert next_slice_size(64, 64, 1e-4, 512) == 512
+    # A slice smaller than planned (a single token, a prompt's last scrap) pays the fixed cost of
+    # a decode over few tokens: it may grow the next slice, never shrink it.
+    assert next_slice_size(120, 1, 0.02, 512) == 120
+    assert next_slice_size(120, 30, 0.01, 512) == int(3000 * SLICE_TARGET_SECONDS)
+
+
+def test_short_prompt_tail_is_one_slice(backend, monkeypatch):
+    """A few new tokens (the next turn of a chat) go in one decode, not a slice and a scrap."""
+    llm = backend._llm
+    sizes: list[int] = []
+    real_eval = llm.eval
+    monkeypatch.setattr(llm, "eval", lambda tokens: sizes.append(len(tokens)) or real_eval(tokens))
+    backend._slice = SLICE_MIN  # as after a slow machine's slice
+    n = SLICE_MIN + SLICE_MIN // 2
+    tokens = backend.tokenize_prompt(backend.render([M("user", "count: " + " ".join(["1"] * 40))]))[:n]
+    llm.reset()
+    assert backend._eval_prompt(tokens, threading.Event()) == n
+    assert sizes == [n]
 
 
 def test_prefix_reuse_on_turn_two(backend):
@@ -141,6 +172,98 @@ def test_prefix_reuse_on_turn_two(backend):
     # The very same request again: only the last token is re-evaluated (its logits are needed).
     _, s3 = run(backend, turn2)
     assert s3.prompt_tokens_evaluated == 1
+
+
+def full_tokens(backend, text: str) -> list[int]:
+    """The tokens of a rendered prompt, tokenised whole (no cache)."""
+    add_bos = bool(backend._llm._model.add_bos_token()) and not text.startswith(backend.info.bos_token)
+    return backend._llm.tokenize(text.encode(), add_bos=add_bos, special=True)
+
+
+def test_shared_prefix_length():
+    assert shared_prefix_length("abc", "abcdef") == 3
+    assert shared_prefix_length("abcdef", "abc") == 3
+    assert shared_prefix_length("abXdef", "abYdef") == 2
+    assert shared_prefix_length("", "abc") == shared_prefix_length("abc", "") == 0
+    assert shared_prefix_length("xyz", "abc") == 0
+    for n in range(0, 40):
+        a = "ab" * 20
+        assert shared_prefix_length(a, a[:n] + "Z" + a[n + 1:]) == n
+
+
+def test_tokenised_prefix_cache_gives_the_same_tokens_as_a_full_tokenisation(backend, monkeypatch):
+    """Each turn of a growing conversation (and a regenerated, an edited, a shorter and an
+    unrelated prompt) tokenises exactly as the whole text would, while the next turn of a chat
+    has only its new part tokenised."""
+    llm = backend._llm
+    tokenised: list[int] = []  # characters of each text llama.cpp was asked to tokenise
+    real_tokenize = llm.tokenize
+
+    def spy(text, add_bos=True, special=False):
+        tokenised.append(len(text))
+        return real_tokenize(text, add_bos=add_bos, special=special)
+
+    convo = [M("system", "You are terse.")]
+    prompts = []
+    for i, (question, answer) in enumerate([
+        ("Hello there!", "Hi. How can I help?"),
+        (MIXED + " — translate?", "Bonjour 🌍 le monde\n\n  spaced   out  \n"),
+        ("Text with <|im_end|> and <|im_start|>user inside it", "Odd, but fine."),
+        ("trailing spaces   ", "   leading spaces"),
+        ("Last one, " + "many words " * 60, "Done."),
+    ]):
+        convo = convo + [M("user", question)]
+        prompts.append(backend.render(convo))
+        convo = convo + [M("assistant", answer)]
+    regenerated = backend.render(convo[:-2] + [M("user", "A different last question")])
+    edited_system = backend.render([M("system", "You are verbose.")] + convo[1:])
+    others = [regenerated, prompts[2], edited_system, backend.render([M("user", "Unrelated.")]), prompts[-1]]
+
+    backend._last_prompt = None
+    monkeypatch.setattr(llm, "tokenize", spy)
+    for text in prompts + others:
+        tokenised.clear()
+        got = backend.tokenize_prompt(text)
+        monkeypatch.setattr(llm, "tokenize", real_tokenize)
+        assert got == full_tokens(backend, text), text
+        monkeypatch.setattr(llm, "tokenize", spy)
+    # The next turn: only its new part (from the last shared special token on) was tokenised.
+    backend.tokenize_prompt(prompts[-2])
+    tokenised.clear()
+    backend.tokenize_prompt(prompts[-1])
+    assert tokenised and sum(tokenised) < len(prompts[-1]) - len(prompts[-2]) + 40
+    # The same text again costs no tokenisation at all.
+    tokenised.clear()
+    again = backend.tokenize_prompt(prompts[-1])
+    assert tokenised == []
+    assert again == full_tokens(backend, prompts[-1])
+
+
+def test_tokenised_prefix_cache_with_bos_added(backend, monkeypatch):
+    """With a model that adds BOS itself (Llama, Mistral) to a prompt that does not start with it,
+    the tokens built from the cache keep exactly the one BOS a full tokenisation has."""
+    llm = backend._llm
+    bos = llm.token_bos()
+    real_tokenize = llm.tokenize
+
+    asked: list[int] = []
+
+    def tokenize_adding_bos(text, add_bos=True, special=False):  # as llama.cpp does for such a model
+        asked.append(len(text))
+        return ([bos] if add_bos else []) + real_tokenize(text, add_bos=False, special=special)
+
+    monkeypatch.setattr(llm._model, "add_bos_token", lambda: True)
+    monkeypatch.setattr(llm, "tokenize", tokenize_adding_bos)
+    backend._last_prompt = None
+    turn1 = "Preamble.\n" + backend.render([M("user", "Hi")])
+    turn2 = "Preamble.\n" + backend.render([M("user", "Hi"), M("assistant", "Hello!"), M("user", "More?")])
+    assert not turn1.startswith(backend.info.bos_token)
+    assert backend.tokenize_prompt(turn1) == full_tokens(backend, turn1)
+    assert backend._last_prompt.bos_added
+    asked.clear()
+    ids = backend.tokenize_prompt(turn2)
+    assert asked and asked[0] < len(turn2) - len(turn1) + 40  # only the new part was tokenised
+    assert ids == full_tokens(backend, turn2) and ids[0] == bos and ids[1] != bos
 
 
 def test_cjk_and_emoji_round_trip_through_real_tokens(backend):

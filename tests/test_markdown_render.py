@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmdesk.core.markdown_render import DARK, LIGHT, render_markdown, split_last_block
+from lmdesk.core.render.markdown import DARK, LIGHT, render_markdown, split_last_block
 
 
 def html(text: str, **kw) -> str:

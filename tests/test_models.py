@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from lmdesk.config import Settings, app_paths
-from lmdesk.core import models
+from lmdesk.core.modelfiles import discovery
 from lmdesk.core.errors import ModelLoadError
-from lmdesk.core.models import default_model, discover_models, embedded_model_path, find_model
+from lmdesk.core.modelfiles.discovery import default_model, discover_models, embedded_model_path, find_model
 from tests import model_files as mf
 
 
@@ -131,14 +131,14 @@ def test_one_unreadable_file_never_breaks_discovery(fake_home, monkeypatch):
     paths = app_paths().ensure()
     mf.make_tiny_gguf(paths.models, "a.gguf")
     mf.make_tiny_gguf(paths.models, "b.gguf")
-    real = models.read_gguf_info
+    real = discovery.read_gguf_info
 
     def flaky(path):
         if Path(path).name == "a.gguf":
             raise RuntimeError("disk on fire")
         return real(path)
 
-    monkeypatch.setattr(models, "read_gguf_info", flaky)
+    monkeypatch.setattr(discovery, "read_gguf_info", flaky)
     found = {m.name: m for m in discover_models(paths, Settings())}
     assert "disk on fire" in found["a"].error and found["b"].error is None
 

@@ -9,10 +9,11 @@ import threading
 import pytest
 
 from lmdesk.config import app_paths
-from lmdesk.core.conversation import ConversationSettings
+from lmdesk.core.chat.conversation import ConversationSettings
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.store import Store, StoreError, StreamWriter
-from lmdesk.core.store_migrations import SCHEMA_VERSION
+from lmdesk.core.storage.store import Store, StoreError
+from lmdesk.core.storage.stream_writer import StreamWriter
+from lmdesk.core.storage.migrations import SCHEMA_VERSION
 
 
 class Clock:
@@ -48,7 +49,7 @@ def _chat(store: Store, title: str = "") -> tuple[int, int, int]:
 
 def fts_consistent(store: Store) -> bool:
     """FTS5's own check that the index matches the messages table (valid when nothing is streaming)."""
-    store._conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    store.db._conn.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
     return True
 
 
@@ -57,7 +58,7 @@ def _raw(db) -> sqlite3.Connection:
 
 
 def test_open_sets_wal_schema_version_and_foreign_keys(store, db):
-    c = store._conn
+    c = store.db._conn
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -66,7 +67,7 @@ def test_open_sets_wal_schema_version_and_foreign_keys(store, db):
 
 
 def test_default_location_follows_lmdesk_home(lmdesk_home):
-    with Store.open_default() as s:
+    with Store(app_paths().ensure().database) as s:
         assert s.path == app_paths().database
         assert str(s.path).startswith(str(lmdesk_home))
 
@@ -95,7 +96,7 @@ def test_migration_from_a_hand_made_v1_database(db):
     conn.close()
 
     with Store(db) as s:
-        assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert s.db._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         info = s.get_conversation(1)
         assert (info.title, info.created_at, info.updated_at) == ("Old chat", 10, 20)
         assert s.get_settings(1).system_prompt == "Be kind." and s.get_settings(1).temperature == 0.3
@@ -137,8 +138,8 @@ def test_unfinished_reply_becomes_interrupted_with_its_text_on_reopen(db):
     w.feed("Use sorted(xs, ")
     w.feed("reverse=True)")
     assert s.get_message(r).status == "streaming"
-    s._conn.close()  # the writer never finishes: the app died
-    s._conn = None
+    s.db._conn.close()  # the writer never finishes: the app died
+    s.db._conn = None
 
     with Store(db) as again:
         m = again.get_message(r)
@@ -182,11 +183,11 @@ def test_a_failed_flush_keeps_the_text_for_the_next_try(db):
     r = s.begin_assistant(u)
     w = StreamWriter(s, r, interval=0.0)
     w.feed("kept ")
-    conn, s._conn = s._conn, None  # the database becomes unusable for a moment
+    conn, s.db._conn = s.db._conn, None  # the database becomes unusable for a moment
     with pytest.raises(StoreError):
         w.feed("in memory")
     assert w.pending == "in memory"
-    s._conn = conn
+    s.db._conn = conn
     w.finish("complete")
     assert s.get_message(r).content == "kept in memory"
     s.close()
@@ -221,7 +222,7 @@ def test_finish_with_error_keeps_text_and_message(store):
 
 def test_auto_title_rename_and_recent_order(store):
     clock = iter(range(100, 200))
-    store._now = lambda: float(next(clock))
+    store.db.now = lambda: float(next(clock))
     c1 = store.create_conversation()
     store.add_message(c1, None, "user", "Explain the difference between TCP and UDP please, briefly")
     assert store.get_conversation(c1).title == "Explain the difference between TCP and…"
@@ -260,7 +261,7 @@ def test_search_titles_and_message_text(store):
 
 def test_search_like_fallback_without_fts(store):
     cid, _, _ = _chat(store, "Sorting tricks")
-    store.has_fts = False
+    store.db.has_fts = False
     assert [c.id for c in store.list_conversations("sorted(xs")] == [cid]
     assert [c.id for c in store.list_conversations("100%")] == []
 
@@ -278,7 +279,7 @@ def test_soft_delete_undo_and_purge(store):
     assert store.purge_deleted() == 1
     with pytest.raises(KeyError):
         store.get_conversation(cid)
-    assert store._conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.db._conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
     assert store.list_conversations("sorted") == []
 
 
@@ -320,7 +321,7 @@ def test_delete_message_removes_subtree_and_keeps_the_rest(store):
 def test_long_chains_delete_and_purge_without_recursion_limits(store):
     cid = store.create_conversation("long")
     first = store.add_message(cid, None, "user", "m0")
-    with store._tx() as c:  # a chain deeper than SQLite's trigger-depth limit of 1000, written in bulk
+    with store.db.transaction() as c:  # a chain deeper than SQLite's trigger-depth limit of 1000, written in bulk
         c.executemany("INSERT INTO messages(id, conversation_id, parent_id, role, content, created_at)"
                       " VALUES (?,?,?,?,?,0)",
                       [(first + i, cid, first + i - 1, "user" if i % 2 == 0 else "assistant", f"m{i}")
@@ -328,7 +329,7 @@ def test_long_chains_delete_and_purge_without_recursion_limits(store):
     assert len(store.load_tree(cid).active_path()) == 1200
     assert store.delete_message(first + 1) == 1199
     store.purge_conversation(cid)
-    assert store._conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.db._conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
 
 
 def test_fork_copies_the_path_into_a_new_conversation(store):

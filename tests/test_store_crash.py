@@ -16,14 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lmdesk.core.store import Store
+from lmdesk.core.storage.store import Store
 from tests.test_store import fts_consistent
 
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import sys
-from lmdesk.core.store import Store, StreamWriter
+from lmdesk.core.storage.store import Store
+from lmdesk.core.storage.stream_writer import StreamWriter
 
 s = Store(sys.argv[1])
 cid = s.create_conversation(sys.argv[2])
@@ -115,5 +116,5 @@ def test_sigkill_while_streaming_loses_nothing_finished(tmp_path):
             assert m.content == _partial_text(len(m.content))  # whole pieces, in order, nothing torn
             tree = store.load_tree(m.conversation_id)
             assert [x.id for x in tree.active_path()][-1] == partial
-            assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert store.db._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert fts_consistent(store)  # the search index agrees with the recovered rows

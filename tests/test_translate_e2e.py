@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from lmdesk.core.tasks import WriteAction
-from lmdesk.core.translate_plan import paragraphs
+from lmdesk.core.write.actions import WriteAction
+from lmdesk.core.translate.plan import paragraphs
 from lmdesk.engine.bridge import EngineBridge
 from lmdesk.ui.translate_pane import TranslatePane
 from lmdesk.ui.write_pane import WritePane
@@ -31,7 +31,7 @@ LONG = (
 @pytest.fixture
 def bridge(qtbot, embedded_model_path):
     b = EngineBridge()
-    with qtbot.waitSignal(b.sig_model_loaded, timeout=60_000):
+    with qtbot.waitSignal(b.sig_model_changed, timeout=60_000):
         b.load_model("llama", embedded_model_path)
     yield b
     b.shutdown()

@@ -8,8 +8,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from lmdesk.core.chunking import reassemble
-from lmdesk.core.translate_plan import paragraphs
+from lmdesk.core.text.chunking import reassemble
+from lmdesk.core.translate.plan import paragraphs
 from lmdesk.ui import translate_pane as translate_module
 from lmdesk.ui.translate_pane import TranslatePane
 from tests.pane_fakes import EchoBackend, make_bridge

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from lmdesk.backends import load_backend
 from lmdesk.backends.fake import FakeBackend
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError, NoModelLoadedError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.engine.worker import GenerateRequest, InferenceWorker, LoadedModel, LoadRequest
+from lmdesk.engine.requests import GenerateRequest, LoadedModel, LoadRequest
+from lmdesk.engine.worker import InferenceWorker
 
 HELLO = [ChatMessage("user", "hello")]
 WAIT = 30.0  # generous upper bound for waits; never a timing assertion
@@ -50,28 +50,24 @@ class Recorder:
             return [e for e in self.log if e[1] == req_id and (kind is None or e[0] == kind)]
 
     def text(self, req_id: int) -> str:
-        return "".join(e[2] for e in self.of(req_id, "chunk"))
+        return "".join(e[2] for e in self.of(req_id, "text"))
 
     def on_started(self, req_id):
         self._add("started", req_id)
 
-    def on_chunk(self, req_id, text):
-        self._add("chunk", req_id, text)
+    def on_text(self, req_id, text):
+        self._add("text", req_id, text)
 
-    def on_finished(self, req_id, stats):
-        self._add("finished", req_id, stats)
+    def on_finished(self, req_id, result):
+        self._add("loaded" if isinstance(result, LoadedModel) else "finished", req_id, result)
         self._end(req_id)
 
     def on_failed(self, req_id, error):
         self._add("failed", req_id, error)
         self._end(req_id)
 
-    def on_load_progress(self, req_id, fraction):
+    def on_progress(self, req_id, fraction):
         self._add("progress", req_id, fraction)
-
-    def on_model_loaded(self, req_id, model):
-        self._add("loaded", req_id, model)
-        self._end(req_id)
 
 
 @pytest.fixture
@@ -141,10 +137,10 @@ def test_fast_tokens_are_batched_and_text_is_exact(events):
         events.wait(req_id)
     finally:
         assert w.shutdown(WAIT)
-    chunks = events.of(req_id, "chunk")
+    batches = events.of(req_id, "text")
     assert events.text(req_id) == "".join(pieces)
-    assert chunks[0][2] == pieces[0]  # the first piece goes out alone, at once
-    assert len(chunks) < len(pieces) / 10
+    assert batches[0][2] == pieces[0]  # the first piece goes out alone, at once
+    assert len(batches) < len(pieces) / 10
     assert finished_stats(events, req_id).generated_tokens == len(pieces)
     assert backend.closed  # shutdown freed the model
 
@@ -159,21 +155,21 @@ def test_slow_tokens_each_go_out(events):
         events.wait(req_id)
     finally:
         assert w.shutdown(WAIT)
-    assert [e[2] for e in events.of(req_id, "chunk")] == ["Hello", ",", " world", "!"]
+    assert [e[2] for e in events.of(req_id, "text")] == ["Hello", ",", " world", "!"]
 
 
 def test_cancel_running_request(worker, events):
     loaded(worker, events, "fake:slow")
     req_id = worker.submit(GenerateRequest(HELLO))
-    first_chunk = threading.Event()
-    original = events.on_chunk
+    first_text = threading.Event()
+    original = events.on_text
 
-    def on_chunk(rid, text):
+    def on_text(rid, text):
         original(rid, text)
-        first_chunk.set()
+        first_text.set()
 
-    events.on_chunk = on_chunk
-    assert first_chunk.wait(WAIT)
+    events.on_text = on_text
+    assert first_text.wait(WAIT)
     assert worker.cancel(req_id)
     events.wait(req_id)
     stats = finished_stats(events, req_id)
@@ -210,7 +206,7 @@ def test_cancel_queued_request_never_touches_backend(events):
     finally:
         assert w.shutdown(WAIT)
     assert finished_stats(events, queued).stop_reason == "cancelled"
-    assert events.of(queued, "started") == [] and events.of(queued, "chunk") == []
+    assert events.of(queued, "started") == [] and events.of(queued, "text") == []
     assert [m[0].content for m in backend.calls] == ["first", "third"]
     assert finished_stats(events, running).stop_reason == "stop"
     assert events.text(after) == "abcdefghij"
@@ -311,11 +307,16 @@ def test_backend_exception_is_reported_and_worker_survives(events, caplog):
     assert events.text(good) == "Hello, world!"
 
 
-def test_typed_backend_error_passes_through(worker, events):
-    loaded(worker, events)
-    worker._backend.fail_after = 1  # the fake raises GenerationError("…on purpose")
-    req_id = worker.submit(GenerateRequest(HELLO))
-    events.wait(req_id)
+def test_typed_backend_error_passes_through(events):
+    backend = FakeBackend(fail_after=1)  # raises GenerationError("…on purpose")
+    w = InferenceWorker(events, loader=lambda *a: backend)
+    w.start()
+    try:
+        events.wait(w.submit(LoadRequest("fake", "x")))
+        req_id = w.submit(GenerateRequest(HELLO))
+        events.wait(req_id)
+    finally:
+        assert w.shutdown(WAIT)
     ((_, _, error),) = events.of(req_id, "failed")
     assert error.message == "the fake model failed on purpose"
 
@@ -323,10 +324,10 @@ def test_typed_backend_error_passes_through(worker, events):
 def test_exceptions_in_callbacks_do_not_kill_the_worker(worker, events, caplog):
     loaded(worker, events)
 
-    def bad_chunk(req_id, text):
+    def bad_text(req_id, text):
         raise RuntimeError("a buggy view")
 
-    events.on_chunk = bad_chunk
+    events.on_text = bad_text
     req_id = worker.submit(GenerateRequest(HELLO))
     events.wait(req_id)
     assert finished_stats(events, req_id).stop_reason == "stop"
@@ -375,7 +376,6 @@ def test_request_ids_are_unique_across_threads():
 
 def test_real_registry_loader_is_the_default(worker, events):
     """The default loader is lmdesk.backends.load_backend (so 'fake:…' paths work by name)."""
-    assert worker._loader is load_backend
     loaded(worker, events, "fake:slow")
     assert worker.current_model.path == "fake:slow"
 

@@ -6,9 +6,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
-from lmdesk.core.store import Store
-from lmdesk.core.tasks import ACTIONS, WriteAction
-from lmdesk.core.text_diff import apply
+from lmdesk.core.messages import ChatMessage
+from lmdesk.core.storage.store import Store
+from lmdesk.core.write.actions import ACTIONS, WriteAction
+from lmdesk.core.text.word_diff import apply
 from lmdesk.ui.write_pane import WritePane
 from tests.pane_fakes import EchoBackend, make_bridge
 
@@ -129,10 +130,9 @@ def test_stop_mid_action_keeps_the_document_and_the_lock_protects_it(qtbot, pane
     qtbot.keyClicks(pane.editor, "typed while locked")  # read-only: nothing can change the target
     assert pane.editor.toPlainText() == DOC
     assert not pane.drafts.isEnabled() and not pane.action_buttons[WriteAction.REWRITE].isEnabled()
-    with qtbot.waitSignal(pane.bridge.sig_finished, timeout=10_000) as blocker:
-        qtbot.mouseClick(pane.stop_button, Qt.LeftButton)
-    assert blocker.args[1] == "cancelled"
-    assert pane.state == "idle" and "Stopped" in pane.result_status.text()
+    qtbot.mouseClick(pane.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: pane.state == "idle", timeout=10_000)
+    assert "Stopped" in pane.result_status.text()
     assert pane.editor.toPlainText() == DOC and not pane.editor.isReadOnly()
     qtbot.keyClicks(pane.editor, "!")
     assert pane.editor.toPlainText() != DOC  # editable again
@@ -270,3 +270,10 @@ def test_markdown_is_highlighted_but_the_text_stays_plain(qtbot, pane):
     assert (12, 8, 700) in formats  # **bold**
     fenced = pane.editor.document().findBlockByNumber(5)
     assert fenced.userState() == 1  # inside the code fence: not a heading
+
+
+def test_token_count_of_the_document_comes_from_the_model(qtbot, pane, backend):
+    pane.editor.setPlainText("y" * 80)
+    expected = backend.count_tokens([ChatMessage("user", "y" * 80)])
+    qtbot.waitUntil(lambda: "tokens" in pane.counts.text(), timeout=10_000)
+    assert pane.counts.text().endswith(f"{expected:,} / {pane.bridge.model.context_length:,} tokens")

@@ -21,17 +21,17 @@ import torch
 from transformers import AutoModelForCausalLM, DynamicCache, StoppingCriteriaList
 
 from lmdesk.backends.base import Capabilities, ProgressCallback
-from lmdesk.backends.hf_convert import ensure_converted
+from lmdesk.backends.hf_convert import cache_root, ensure_converted
 from lmdesk.backends.hf_device import DeviceChoice, choose_device, estimate_memory
 from lmdesk.backends.hf_folder import ModelFolder, check_loadable, inspect_model
 from lmdesk.backends.hf_loading import apply_lora, context_length, first_line, load_failure, load_tokenizer
 from lmdesk.backends.hf_generate import CancelCriteria, TokenStreamer, neutral_generation_kwargs, sampling_plan
-from lmdesk.core.context import fit_and_tokenize
+from lmdesk.core.chat.context_window import fit_and_tokenize
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.textstream import TextStream
+from lmdesk.core.text.stream import TextStream
 
 log = logging.getLogger("lmdesk.backends.hf")
 
@@ -64,7 +64,7 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
     span = (0.0, 1.0)
     if folder.kind == "gguf":
         # Conversion dominates a first load; a cached one reports 0→0.7 at once.
-        converted = ensure_converted(folder.path, lambda f: progress(0.7 * f), cancel)
+        converted = ensure_converted(folder.path, lambda f: progress(0.7 * f), cancel, cache_root(options.cache_dir))
         folder, span = inspect_model(converted), (0.7, 1.0)
 
     def step(f: float) -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from lmdesk.backends.base import ProgressCallback
 from lmdesk.core.errors import ModelLoadError
-from lmdesk.core.gguf_info import read_gguf_info
+from lmdesk.core.modelfiles.gguf_info import read_gguf_info
 
 log = logging.getLogger("lmdesk.backends.hf")
 
@@ -53,14 +54,15 @@ class SourceIdentity:
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def cache_root() -> Path:
-    """Folder holding converted models: $LMDESK_HF_CACHE, else <app cache>/torch-gguf."""
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Folder holding converted models: $LMDESK_HF_CACHE, else <cache_dir>/torch-gguf (the app's
+    cache folder, which the engine passes in LoadOptions), else one in the system's temp folder."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override).expanduser()
-    from lmdesk.config import app_paths
-
-    return app_paths().cache / "torch-gguf"
+    if cache_dir:
+        return Path(cache_dir) / "torch-gguf"
+    return Path(tempfile.gettempdir()) / "lmdesk-torch-gguf"
 
 
 def cached_folder(gguf: Path, root: Path | None = None) -> Path:

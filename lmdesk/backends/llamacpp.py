@@ -3,7 +3,8 @@
 It uses llama-cpp-python's Llama object for loading, tokenising, KV-cache bookkeeping (`eval`,
 `input_ids`, `n_tokens`) and its sampler chain, but runs its own loop around them so that
 (1) the prompt is evaluated in short slices with a cancel check between them, (2) only the suffix
-that differs from what the KV cache already holds is evaluated, and (3) text is decoded
+that differs from what the KV cache already holds is evaluated, (3) a prompt that extends the
+previous one (the next turn of a chat) has only its new part tokenised, and (4) text is decoded
 incrementally (never U+FFFD for a split character).
 """
 
@@ -16,24 +17,62 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lmdesk.backends.base import Capabilities, ProgressCallback
-from lmdesk.core.chat_template import render_chat
-from lmdesk.core.context import fit_and_tokenize
+from lmdesk.core.modelfiles.chat_template import render_chat
+from lmdesk.core.chat.context_window import fit_and_tokenize
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
-from lmdesk.core.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
+from lmdesk.core.modelfiles.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.textstream import TextStream
+from lmdesk.core.text.stream import TextStream
 
 log = logging.getLogger("lmdesk.backends.llama")
 
 SLICE_TARGET_SECONDS = 0.15  # aim for this much work per prompt slice: Stop's worst-case delay
 SLICE_MIN, SLICE_START = 16, 64
+
+
+@dataclass(frozen=True)
+class TokenizedPrompt:
+    """A rendered prompt and its tokens; `add_bos`: BOS was asked for, `bos_added`: llama.cpp
+    prepended it (the model's vocabulary wants one), so tokens[0] has no text in `text`."""
+
+    text: str
+    tokens: tuple[int, ...]
+    add_bos: bool
+    bos_added: bool
+
+
+def shared_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix of `a` and `b` (binary search over C comparisons)."""
+    if b.startswith(a):
+        return len(a)
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # the answer lies in [lo, hi]
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def next_slice_size(current: int, evaluated: int, seconds: float, n_batch: int) -> int:
+    """The size of the next prompt slice, so that one takes ~SLICE_TARGET_SECONDS here.
+
+    A slice smaller than planned (the prompt's last, or a single token) measures a lower rate than
+    a full one would reach (each decode has a fixed cost): it may grow the size, never shrink it."""
+    rate = evaluated / max(seconds, 1e-6)
+    size = int(min(max(rate * SLICE_TARGET_SECONDS, SLICE_MIN), n_batch))
+    if evaluated < current:
+        size = max(size, min(current, n_batch))
+    return size
 
 # ------------------------------------------------------------------ llama.cpp's log, captured
 # llama.cpp reports *why* a load failed only in its log ("unknown model architecture: 'x'").
@@ -211,7 +250,8 @@ class LlamaCppBackend:
         self._piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._slice = SLICE_START
-        self._last_prompt: tuple[str | None, tuple[int, ...]] = (None, ())
+        self._last_prompt: TokenizedPrompt | None = None
+        self._control: dict[int, str] = {}  # token id -> its text if it is a control token, else ""
         self._closed = False
 
     # ------------------------------------------------------------ prompt text and tokens
@@ -221,18 +261,82 @@ class LlamaCppBackend:
         return render_chat(messages, self.info.chat_template, self.info.bos_token, self.info.eos_token)
 
     def tokenize_prompt(self, text: str) -> list[int]:
-        """Tokens of a rendered prompt: special tokens parsed, BOS added once at most."""
-        if self._last_prompt[0] == text:
-            # generate() tokenises the prompt the context policy just counted: a long
-            # conversation costs milliseconds per tokenisation, on the time to first token.
-            return list(self._last_prompt[1])
+        """Tokens of a rendered prompt: special tokens parsed, BOS added once at most.
+
+        The next turn of a conversation renders to the previous prompt plus a few lines, so only
+        the part from the last special token the two share is tokenised again (see
+        `_tokenize_extension`); the result is the same as tokenising the whole text."""
+        last = self._last_prompt
+        if last is not None and last.text == text:
+            # generate() tokenises the prompt the context policy just counted.
+            return list(last.tokens)
         add_bos = bool(self._llm._model.add_bos_token())
         bos = self.info.bos_token
         if add_bos and bos and text.startswith(bos):
             add_bos = False  # the template already wrote BOS; a second one degrades replies
-        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
-        self._last_prompt = (text, tuple(tokens))
+        tokens = self._tokenize_extension(last, text, add_bos) if last is not None else None
+        if tokens is None:
+            tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        bos_added = add_bos and bool(tokens) and tokens[0] == self._llm.token_bos()
+        self._last_prompt = TokenizedPrompt(text, tuple(tokens), add_bos, bos_added)
         return tokens
+
+    def _tokenize_extension(self, last: TokenizedPrompt, text: str, add_bos: bool) -> list[int] | None:
+        """Tokens of `text` from those of the previous prompt `last`, tokenising only its new part.
+
+        llama.cpp first splits a text at its special tokens (`<|im_start|>`, …) and tokenises the
+        plain text between them piece by piece, so the tokens before a special token do not depend
+        on anything after it. The cut is the last special token of `last` that lies wholly in the
+        text both prompts share: its tokens up to there are kept, and `text` from there on is
+        tokenised. None when there is no such cut (then the whole text is tokenised)."""
+        if add_bos != last.add_bos:
+            return None
+        shared = shared_prefix_length(last.text, text)
+        cut = self._special_cut(last, shared)
+        if cut is None:
+            return None
+        k, pos = cut
+        tail = self._llm.tokenize(text[pos:].encode("utf-8"), add_bos=False, special=True)
+        if not tail or tail[0] != last.tokens[k]:
+            return None  # the special token did not come out first: do not guess
+        return list(last.tokens[:k]) + tail
+
+    def _special_cut(self, last: TokenizedPrompt, shared: int) -> tuple[int, int] | None:
+        """(token index, text offset) of the last special token of `last` that ends within the
+        first `shared` characters of its text; None if there is none (or text and tokens disagree).
+
+        Special tokens and their texts are paired from the end: the r-th last occurrence of a
+        token id is the r-th last occurrence of its text."""
+        tokens, text = last.tokens, last.text
+        first = 1 if last.bos_added else 0  # a BOS that was added has no text
+        search_end: dict[int, int] = {}
+        for k in range(len(tokens) - 1, first, -1):  # index `first` itself: nothing to keep before it
+            special = self._special_text(tokens[k])
+            if not special:
+                continue
+            pos = text.rfind(special, 0, search_end.get(tokens[k], len(text)))
+            if pos < 0:
+                return None
+            search_end[tokens[k]] = pos
+            if pos + len(special) <= shared:
+                occurrences = tokens.count(tokens[k]) - (1 if first and tokens[0] == tokens[k] else 0)
+                if pos == 0 or text.count(special) != occurrences:
+                    return None  # e.g. its text also occurs inside another special token
+                return k, pos
+        return None
+
+    def _special_text(self, token: int) -> str:
+        """The text of a control token (`<|im_start|>`), "" for any other token."""
+        special = self._control.get(token)
+        if special is None:
+            special = ""
+            if self._lib.llama_vocab_is_control(self._vocab, token):
+                buf = ctypes.create_string_buffer(128)
+                n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+                if 0 < n <= len(buf):
+                    special = buf[:n].decode("utf-8", errors="replace")
+            self._control[token] = special
+        return special
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered prompt for `messages` takes (with the generation prompt)."""
@@ -270,17 +374,19 @@ class LlamaCppBackend:
 
     def _eval_prompt(self, tokens: list[int], cancel: threading.Event) -> int:
         """Evaluate `tokens` in slices, checking `cancel` between them; return how many were done."""
-        done = 0
-        while done < len(tokens):
+        done, total = 0, len(tokens)
+        n_batch = self._llm.n_batch
+        while done < total:
             if cancel.is_set():
                 break
-            chunk = tokens[done:done + self._slice]
+            size = self._slice
+            if total - done - size < SLICE_MIN:
+                size = min(total - done, n_batch)  # a scrap of a slice rides along with the last one
+            chunk = tokens[done:done + size]
             t = time.perf_counter()
             self._llm.eval(chunk)  # updates n_tokens/input_ids per decoded batch: stays consistent
             done += len(chunk)
-            # Size the next slice so one takes ~SLICE_TARGET_SECONDS on this machine.
-            rate = len(chunk) / max(time.perf_counter() - t, 1e-6)
-            self._slice = int(min(max(rate * SLICE_TARGET_SECONDS, SLICE_MIN), self._llm.n_batch))
+            self._slice = next_slice_size(self._slice, len(chunk), time.perf_counter() - t, n_batch)
         return done
 
     def _make_sampler(self, params: GenerationParams):
@@ -302,10 +408,17 @@ class LlamaCppBackend:
         self._check_open()
         start = time.perf_counter()
         n_ctx = self.context_length
+        rendered: dict[tuple[ChatMessage, ...], str] = {}
+
+        def tokenize(msgs: Sequence[ChatMessage]) -> list[int]:
+            key = tuple(msgs)  # the context policy counts, then tokenises, the same messages
+            text = rendered.get(key)
+            if text is None:
+                text = rendered[key] = self.render(msgs)
+            return self.tokenize_prompt(text)
+
         try:
-            tokens, dropped = fit_and_tokenize(
-                messages, self.count_tokens, lambda m: self.tokenize_prompt(self.render(m)), n_ctx, params
-            )
+            tokens, dropped = fit_and_tokenize(messages, lambda m: len(tokenize(m)), tokenize, n_ctx, params)
         except LmdeskError:
             raise
         except Exception as exc:

@@ -41,3 +41,4 @@ class LoadOptions:
     dtype: str | None = None  # torch: "bfloat16", "float16", "float32"; None = best for the device
     allow_pickle: bool = False  # torch: load .bin/.pt checkpoints (with weights_only=True)
     trust_remote_code: bool = False  # torch: never on unless the user says so for this model
+    cache_dir: str | None = None  # where a backend keeps files made from the model (converted weights)

@@ -1,112 +1,58 @@
-"""The inference worker: one plain thread that owns the loaded model and a FIFO of requests.
+"""The inference worker: one plain thread that owns a slot's loaded model and a FIFO of requests.
 
 No Qt here (engine/bridge.py is the only place where threads meet Qt). Every WorkerEvents callback
 runs ON THE WORKER THREAD: an implementation must not touch the GUI from it, only hand the value
-on (a Qt signal, a queue.Queue). Cancel is a threading.Event on each request, set directly by the
-caller, because a worker busy in the model's token loop never looks at a queue of commands.
+on (engine/router.py hands it to the request's Job). Cancel is a threading.Event on each request,
+set directly by the caller, because a worker busy in the model's token loop never looks at a queue
+of commands.
 """
 
 from __future__ import annotations
 
-import itertools
+import collections
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol, Union
+from typing import Protocol
 
 from lmdesk.backends import load_backend
 from lmdesk.backends.base import Backend, Capabilities
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError, NoModelLoadedError
-from lmdesk.core.messages import ChatMessage
-from lmdesk.core.params import GenerationParams, LoadOptions
 from lmdesk.core.stats import GenerationStats
+from lmdesk.engine.requests import (
+    CountRequest, GenerateRequest, LoadedModel, LoadRequest, Request, TokenCount, model_name,
+)
 
 log = logging.getLogger("lmdesk.engine")
 
 DEFAULT_FLUSH_INTERVAL = 1 / 60  # a repaint rate: faster batches only cost the GUI thread work
 
-_ids = itertools.count(1)
-_ids_lock = threading.Lock()  # itertools.count is atomic under the GIL, not on free-threaded builds
-
-
-def next_request_id() -> int:
-    """A process-wide unique, increasing request id (thread-safe)."""
-    with _ids_lock:
-        return next(_ids)
-
-
-@dataclass
-class GenerateRequest:
-    """Generate a chat reply to `messages`."""
-
-    messages: list[ChatMessage]
-    params: GenerationParams = field(default_factory=GenerationParams)
-    id: int = field(default_factory=next_request_id)
-    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-
-@dataclass
-class LoadRequest:
-    """Load the model at `path` with `backend`, replacing the current one only on success."""
-
-    backend: str
-    path: str
-    options: LoadOptions = field(default_factory=LoadOptions)
-    id: int = field(default_factory=next_request_id)
-    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-
-Request = Union[GenerateRequest, LoadRequest]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What the GUI and the CLI need to know about the model now loaded on the worker."""
-
-    backend: str
-    path: str
-    name: str
-    context_length: int
-    device: str
-    capabilities: Capabilities
-    dtype: str | None = None  # torch: "bfloat16", "float16", "float32"; None for GGUF
-
 
 class WorkerEvents(Protocol):
     """Life-cycle callbacks of requests; all are called on the worker thread.
 
-    Each GenerateRequest ends with exactly one of on_finished / on_failed, each LoadRequest with
-    exactly one of on_model_loaded / on_failed. on_started comes first, unless the request was
-    cancelled while still queued (it then ends at once, without on_started).
+    Each request ends with exactly one of on_finished / on_failed. on_finished carries the result:
+    GenerationStats for a generation (stop_reason "cancelled" when it was stopped), LoadedModel for
+    a load, TokenCount for a count. on_started comes first, unless the request was cancelled while
+    still queued (it then ends at once, without on_started).
     """
 
     def on_started(self, req_id: int) -> None: ...
 
-    def on_chunk(self, req_id: int, text: str) -> None: ...
+    def on_text(self, req_id: int, text: str) -> None: ...
 
-    def on_finished(self, req_id: int, stats: GenerationStats) -> None: ...
+    def on_progress(self, req_id: int, fraction: float) -> None: ...
+
+    def on_finished(self, req_id: int, result: object) -> None: ...
 
     def on_failed(self, req_id: int, error: LmdeskError) -> None: ...
-
-    def on_load_progress(self, req_id: int, fraction: float) -> None: ...
-
-    def on_model_loaded(self, req_id: int, model: LoadedModel) -> None: ...
 
 
 BackendLoaderFn = Callable[..., Backend]
 _SHUTDOWN = object()  # queue sentinel
-_FINAL_EVENTS = frozenset({"on_finished", "on_failed", "on_model_loaded"})
-
-
-def model_name(path: str) -> str:
-    """A short display name: the file name without .gguf, or the folder name."""
-    p = Path(path)
-    name = p.name or str(path)
-    return name[: -len(".gguf")] if name.lower().endswith(".gguf") else name
+_WAKE = object()  # queue item that only makes an idle worker serve its quick requests
 
 
 def _one_line(text: str) -> str:
@@ -114,7 +60,7 @@ def _one_line(text: str) -> str:
 
 
 class InferenceWorker(threading.Thread):
-    """Runs requests one at a time, in submission order, on a thread that owns the backend."""
+    """Runs one slot's requests one at a time, in submission order, on a thread that owns the backend."""
 
     def __init__(
         self,
@@ -122,12 +68,14 @@ class InferenceWorker(threading.Thread):
         *,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         loader: BackendLoaderFn = load_backend,
+        name: str = "lmdesk-worker",
     ) -> None:
-        super().__init__(name="lmdesk-worker", daemon=True)
+        super().__init__(name=name, daemon=True)
         self._events = events
         self._flush_interval = flush_interval
         self._loader = loader
         self._queue: queue.Queue[object] = queue.Queue()
+        self._quick: collections.deque[CountRequest] = collections.deque()  # served ahead of the queue
         self._pending: dict[int, Request] = {}  # submitted, not yet ended; guarded by _lock
         self._lock = threading.Lock()
         self._backend: Backend | None = None  # touched only on the worker thread (or after join)
@@ -156,7 +104,11 @@ class InferenceWorker(threading.Thread):
             self._pending[request.id] = request
             # Put under the lock: a shutdown() racing this call then puts its sentinel after the
             # request, so the worker still ends it (a request behind the sentinel never would be).
-            self._queue.put(request)
+            if isinstance(request, CountRequest):
+                self._quick.append(request)
+                self._queue.put(_WAKE)
+            else:
+                self._queue.put(request)
         return request.id
 
     def cancel(self, req_id: int) -> bool:
@@ -202,22 +154,26 @@ class InferenceWorker(threading.Thread):
     # ---- the worker thread -------------------------------------------------------------------
 
     def run(self) -> None:
-        log.debug("inference worker started")
+        log.debug("%s started", self.name)
         try:
             while True:
                 item = self._queue.get()
+                self._serve_quick()
                 if item is _SHUTDOWN:
                     break
-                self._run_one(item)  # type: ignore[arg-type]
+                if item is not _WAKE:
+                    self._run_one(item)  # type: ignore[arg-type]
             self._drain_cancelled()
         finally:
             self._close_backend()
-            log.debug("inference worker stopped")
+            log.debug("%s stopped", self.name)
 
     def _run_one(self, request: Request) -> None:
         try:
             if isinstance(request, LoadRequest):
                 self._load(request)
+            elif isinstance(request, CountRequest):
+                self._count(request)
             else:
                 self._generate(request)
         except BaseException as exc:  # noqa: BLE001 — the loop must survive anything a request does
@@ -225,11 +181,20 @@ class InferenceWorker(threading.Thread):
             if request.id not in self._ended:  # its caller must not wait for an end that never comes
                 error_type = ModelLoadError if isinstance(request, LoadRequest) else GenerationError
                 message = f"internal error: {type(exc).__name__}: {_one_line(exc)}".rstrip(": ")
-                self._emit("on_failed", request.id, error_type(message, "see the log for details"))
+                self._emit_end("on_failed", request.id, error_type(message, "see the log for details"))
         finally:
             self._ended.discard(request.id)
             with self._lock:
                 self._pending.pop(request.id, None)
+
+    def _serve_quick(self) -> None:
+        """Run the quick requests waiting now (counts), between two steps of anything else."""
+        while self._quick:
+            try:
+                request = self._quick.popleft()
+            except IndexError:
+                return
+            self._run_one(request)
 
     def _drain_cancelled(self) -> None:
         """End requests left in the queue at shutdown, so each still gets its one final event."""
@@ -237,25 +202,31 @@ class InferenceWorker(threading.Thread):
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
-            if item is not _SHUTDOWN:
+                break
+            if item is not _SHUTDOWN and item is not _WAKE:
                 item.cancel.set()  # type: ignore[union-attr]
                 self._run_one(item)  # type: ignore[arg-type]
+        for request in list(self._quick):
+            request.cancel.set()
+        self._serve_quick()
 
     def _emit(self, name: str, *args: object) -> None:
         """Call an events callback; its exceptions are logged, never allowed to stop the worker."""
-        if name in _FINAL_EVENTS:
-            self._ended.add(args[0])  # type: ignore[arg-type]
         try:
             getattr(self._events, name)(*args)
         except Exception:  # noqa: BLE001
             log.exception("events.%s raised; ignored", name)
 
+    def _emit_end(self, name: str, req_id: int, value: object) -> None:
+        """Send a request's one final event (on_finished or on_failed)."""
+        self._ended.add(req_id)
+        self._emit(name, req_id, value)
+
     # ---- loading -----------------------------------------------------------------------------
 
     def _load(self, req: LoadRequest) -> None:
         if req.cancel.is_set():
-            self._emit("on_failed", req.id, ModelLoadError(f"loading {model_name(req.path)} was cancelled"))
+            self._emit_end("on_failed", req.id, ModelLoadError(f"loading {model_name(req.path)} was cancelled"))
             return
         self._emit("on_started", req.id)
         last = -1.0
@@ -265,7 +236,7 @@ class InferenceWorker(threading.Thread):
             # llama.cpp reports once per tensor (hundreds of calls): pass on whole percents only.
             if fraction >= 1.0 or fraction - last >= 0.01:
                 last = fraction
-                self._emit("on_load_progress", req.id, float(fraction))
+                self._emit("on_progress", req.id, float(fraction))
 
         log.info("loading %s model %s", req.backend, req.path)
         started = time.perf_counter()
@@ -273,15 +244,15 @@ class InferenceWorker(threading.Thread):
             backend = self._loader(req.backend, req.path, req.options, progress, req.cancel)
         except LmdeskError as exc:
             log.info("load of %s failed: %s", req.path, exc.user_text(), exc_info=log.isEnabledFor(logging.DEBUG))
-            self._emit("on_failed", req.id, exc)
+            self._emit_end("on_failed", req.id, exc)
             return
         except Exception as exc:  # noqa: BLE001 — a backend bug must not look like a crash to users
             log.exception("unexpected error loading %s", req.path)
-            self._emit("on_failed", req.id, ModelLoadError(f"could not load {req.path}: {_one_line(exc) or type(exc).__name__}"))
+            self._emit_end("on_failed", req.id, ModelLoadError(f"could not load {req.path}: {_one_line(exc) or type(exc).__name__}"))
             return
         if req.cancel.is_set():  # cancelled after the loader's last check: keep the old model
             _close_quietly(backend)
-            self._emit("on_failed", req.id, ModelLoadError(f"loading {model_name(req.path)} was cancelled"))
+            self._emit_end("on_failed", req.id, ModelLoadError(f"loading {model_name(req.path)} was cancelled"))
             return
         old, self._backend = self._backend, backend  # the new one is complete before the old goes
         if old is not None:
@@ -297,24 +268,42 @@ class InferenceWorker(threading.Thread):
         )
         log.info("loaded %s in %.2f s", req.path, time.perf_counter() - started)
         if last < 1.0:
-            self._emit("on_load_progress", req.id, 1.0)
-        self._emit("on_model_loaded", req.id, self._model)
+            self._emit("on_progress", req.id, 1.0)
+        self._emit_end("on_finished", req.id, self._model)
 
     def _close_backend(self) -> None:
         backend, self._backend = self._backend, None
+        self._model = None
         if backend is not None:
             _close_quietly(backend)
+
+    # ---- counting ----------------------------------------------------------------------------
+
+    def _count(self, req: CountRequest) -> None:
+        backend, model = self._backend, self._model
+        if req.cancel.is_set():
+            self._emit_end("on_failed", req.id, GenerationError("the token count was cancelled"))
+            return
+        if backend is None or model is None:
+            self._emit_end("on_failed", req.id, NoModelLoadedError("no model is loaded"))
+            return
+        try:
+            tokens = backend.count_tokens(req.messages)
+        except LmdeskError as exc:
+            self._emit_end("on_failed", req.id, exc)
+            return
+        self._emit_end("on_finished", req.id, TokenCount(int(tokens), model.context_length, model.name))
 
     # ---- generation --------------------------------------------------------------------------
 
     def _generate(self, req: GenerateRequest) -> None:
         if req.cancel.is_set():  # cancelled while queued: never touch the backend
-            self._emit("on_finished", req.id, GenerationStats(stop_reason="cancelled"))
+            self._emit_end("on_finished", req.id, GenerationStats(stop_reason="cancelled"))
             return
         self._emit("on_started", req.id)
         backend = self._backend
         if backend is None:
-            self._emit(
+            self._emit_end(
                 "on_failed",
                 req.id,
                 NoModelLoadedError("no model is loaded", "choose a model first (or wait until it has loaded)"),
@@ -326,12 +315,12 @@ class InferenceWorker(threading.Thread):
             stats = self._stream(req, stream)
         except LmdeskError as exc:  # a typed error the backend chose (context overflow, …)
             log.info("generation %s failed: %s", req.id, exc.user_text())
-            self._emit("on_failed", req.id, exc)
+            self._emit_end("on_failed", req.id, exc)
             return
         except Exception as exc:  # noqa: BLE001
             log.exception("generation %s failed unexpectedly", req.id)
             message = f"generation failed: {type(exc).__name__}: {_one_line(exc)}".rstrip(": ")
-            self._emit("on_failed", req.id, GenerationError(message, "see the log for details"))
+            self._emit_end("on_failed", req.id, GenerationError(message, "see the log for details"))
             return
         finally:
             close = getattr(stream, "close", None) if stream is not None else None
@@ -340,13 +329,16 @@ class InferenceWorker(threading.Thread):
                     close()  # runs the generator's finally blocks now, not at garbage collection
                 except Exception:  # noqa: BLE001
                     log.exception("closing the generator of request %s failed", req.id)
-        self._emit("on_finished", req.id, stats)
+        self._emit_end("on_finished", req.id, stats)
 
     def _stream(self, req: GenerateRequest, stream: Iterator[str | GenerationStats]) -> GenerationStats:
-        """Pass text on in batches: the first piece at once, then at most one batch per interval."""
+        """Pass text on in batches: the first piece at once, then at most one batch per interval.
+
+        Quick requests (counts) are served between batches, while the generator is suspended."""
         stats: GenerationStats | None = None
         pieces: list[str] = []
         last_flush: float | None = None
+        quick = self._quick
         for item in stream:
             if isinstance(item, GenerationStats):
                 stats = item
@@ -356,11 +348,13 @@ class InferenceWorker(threading.Thread):
             pieces.append(item)
             now = time.monotonic()
             if last_flush is None or now - last_flush >= self._flush_interval:
-                self._emit("on_chunk", req.id, "".join(pieces))
+                self._emit("on_text", req.id, "".join(pieces))
                 pieces.clear()
                 last_flush = now
+                if quick:
+                    self._serve_quick()
         if pieces:
-            self._emit("on_chunk", req.id, "".join(pieces))
+            self._emit("on_text", req.id, "".join(pieces))
         if stats is None:  # a backend that forgot its stats must not leave the GUI waiting
             stats = GenerationStats(stop_reason="cancelled" if req.cancel.is_set() else "stop")
         return stats

@@ -10,10 +10,9 @@ import time
 from PySide6.QtCore import QLockFile
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from lmdesk.config import Paths, Settings, app_paths, setup_logging
+from lmdesk.config import Paths, Settings, app_paths
 from lmdesk.core.errors import LmdeskError
-from lmdesk.core.models import default_model, find_model
-from lmdesk.core.store import Store, StoreError
+from lmdesk.core.storage.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
 from lmdesk.ui.main_window import MainWindow
 
@@ -22,24 +21,42 @@ log = logging.getLogger("lmdesk.ui")
 PURGE_AFTER_S = 7 * 86400  # deleted conversations are kept this long before they go for good
 
 
-def create_window(model: str | None = None, backend: str | None = None) -> MainWindow:
-    """Build the window and start loading the model (`model` overrides the default)."""
-    paths = app_paths().ensure()
+def build_window(paths: Paths) -> MainWindow:
+    """The main window on the history and settings in `paths`, with no model loading yet."""
     settings = Settings.load(paths)
-    bridge = EngineBridge()
+    bridge = EngineBridge(cache_dir=paths.cache)  # where the torch backend keeps converted models
     store = Store(paths.database)  # marks replies a crash left `streaming` as `interrupted`
     try:
         store.purge_deleted(older_than=time.time() - PURGE_AFTER_S)  # Undo had its chance
     except StoreError as exc:
         log.warning("could not purge deleted conversations: %s", exc)
-    window = MainWindow(bridge, paths, settings, store)
-    if model:
-        # A name (not a path) is looked up among discovered models; the CLI checked it exists.
-        info = find_model(model, paths, settings)
-        window.start(backend or info.backend, info.path)
-    else:
-        start_backend, start_path = default_model(settings)
-        window.start(start_backend, str(start_path))
+    return MainWindow(bridge, paths, settings, store)
+
+
+def start_model(window: MainWindow, model: str | None = None, backend: str | None = None) -> None:
+    """Find the start-up model off the GUI thread (a name means scanning the model folders), then
+    begin loading it and listing the others; `model` overrides the default."""
+
+    def choose() -> tuple[str, str]:
+        from lmdesk.core.modelfiles.discovery import default_model, find_model
+
+        if model:
+            info = find_model(model, window.paths, window.settings)
+            return backend or info.backend, info.path
+        start_backend, start_path = default_model(window.settings)
+        return start_backend, str(start_path)
+
+    def cannot_start(message: str) -> None:  # e.g. --model names nothing: say so, list the rest
+        window.banner.show_message(message)
+        window.refresh_models()
+
+    window.bridge.call_in_background(choose, on_done=lambda chosen: window.start(*chosen), on_error=cannot_start)
+
+
+def create_window(model: str | None = None, backend: str | None = None, paths: Paths | None = None) -> MainWindow:
+    """Build the window and start loading the model at once (`model` overrides the default)."""
+    window = build_window(paths or app_paths().ensure())
+    start_model(window, model, backend)
     return window
 
 
@@ -51,10 +68,11 @@ def single_instance_lock(paths: Paths) -> QLockFile | None:
     return lock if lock.tryLock(100) else None
 
 
-def run_gui(model: str | None = None, backend: str | None = None, debug: bool = False) -> int:
-    """Open the main window and run the event loop until it closes; returns the exit code."""
-    paths = app_paths().ensure()
-    setup_logging(paths, debug)
+def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) -> int:
+    """Open the main window and run the event loop until it closes; returns the exit code.
+
+    `paths` must exist (`Paths.ensure()`) and logging be set up: the `lmdesk` command does both.
+    The window is shown first; the model is found and loaded once it has been painted."""
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("lmdesk")
     app.setApplicationDisplayName("lmdesk")
@@ -63,12 +81,13 @@ def run_gui(model: str | None = None, backend: str | None = None, debug: bool = 
         QMessageBox.information(None, "lmdesk", "lmdesk is already running: switch to its window.")
         return 1
     try:
-        window = create_window(model, backend)
+        window = build_window(paths)
     except LmdeskError as exc:  # e.g. an unreadable history database: say so, change nothing
         log.error("cannot start: %s", exc.user_text())
         QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
         return 3
     window.show()
+    window.after_first_paint(lambda: start_model(window, model, backend))
     sys.excepthook = window.report_exception  # not in MainWindow: tests keep pytest-qt's hook
     try:
         rc = app.exec()

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from lmdesk.config import Paths, Settings
 from lmdesk.core.errors import LmdeskError
-from lmdesk.core.models import ModelInfo, discover_models, embedded_model_path
+from lmdesk.core.modelfiles.discovery import ModelInfo, discover_models, embedded_model_path
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.store import Store, StoreError
-from lmdesk.engine.bridge import EngineBridge
+from lmdesk.core.storage.store import Store, StoreError
+from lmdesk.engine.bridge import EngineBridge, QtJob
 from lmdesk.ui import shortcuts
 from lmdesk.ui.banner import Banner
 from lmdesk.ui.chat import ChatPane
@@ -40,11 +41,11 @@ class MainWindow(QMainWindow):
         self.paths = paths
         self.settings = settings
         self.store = store
-        self._load_ids: set[int] = set()
-        self._cancelled_loads: set[int] = set()  # loads the user stopped: not an error
+        self._loads: list[QtJob] = []  # model loads not yet ended, in submission order
         self._fallback: str | None = None  # model to load if the start-up one fails
         self.models: list[ModelInfo] = []
         self.shortcuts_dialog: shortcuts.ShortcutsDialog | None = None
+        self._after_paint: list[Callable[[], None]] | None = []  # None once the window has painted
         self.setWindowTitle("lmdesk")
         self.resize(1100, 760)
 
@@ -82,12 +83,13 @@ class MainWindow(QMainWindow):
         self.files.sig_error.connect(self.banner.show_message)
         self.files.sig_exported.connect(lambda path: self.statusBar().showMessage(f"Exported to {path}", 6000))
         self.files.sig_imported.connect(self._on_imported)
-        bridge.sig_load_progress.connect(self._on_load_progress)
-        bridge.sig_model_loaded.connect(self._on_model_loaded)
-        bridge.sig_failed.connect(self._on_failed)
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_os_scheme)
         self.set_theme(settings.theme if settings.theme in THEMES else "system")
         self._restore_state()
+        self.tabs.currentChanged.connect(lambda _index: self.focus_current_pane())
+        self.focus_current_pane()
+        # The last conversation is rendered (markdown, code highlighting) once the window is up.
+        self.after_first_paint(self._restore_conversation)
 
     # -- menus -------------------------------------------------------------------------------------
 
@@ -134,9 +136,21 @@ class MainWindow(QMainWindow):
         self.shortcuts_action = self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "shortcuts")
 
     def new_chat(self) -> None:
-        """Ctrl+N: a new chat in the Chat tab."""
+        """Ctrl+N: a new chat in the Chat tab, ready to type in."""
         self.tabs.setCurrentWidget(self.chat)
         self.chat.new_chat()
+        self.chat.composer.setFocus(Qt.OtherFocusReason)
+
+    def focus_current_pane(self) -> None:
+        """Give the keyboard to the open tab's text box: the chat composer, Write's editor, or
+        Translate's source text (at launch, and whenever the tab changes)."""
+        target = {
+            self.chat: self.chat.composer,
+            self.write: self.write.editor,
+            self.translate: self.translate.source,
+        }.get(self.tabs.currentWidget())
+        if target is not None:
+            target.setFocus(Qt.OtherFocusReason)
 
     def focus_search(self) -> None:
         """Ctrl+F: the chat search box."""
@@ -212,7 +226,7 @@ class MainWindow(QMainWindow):
 
     def refresh_models(self) -> None:
         """List discovered models off the GUI thread (it reads file headers)."""
-        self.bridge.run_task(
+        self.bridge.call_in_background(
             lambda: discover_models(self.paths, self.settings),
             on_done=self._on_models_found,
             on_error=lambda msg: self.banner.show_message(f"Could not list models: {msg}"),
@@ -220,31 +234,38 @@ class MainWindow(QMainWindow):
 
     def load_model(self, backend: str, path: str) -> None:
         """Ask the engine to load a model; the current one keeps working until it succeeds."""
-        self._load_ids.add(self.bridge.load_model(backend, path, self.settings.load_options(path)))
+        job = self.bridge.load_model(backend, path, self.settings.load_options(path))
+        self._loads.append(job)
+        job.sig_progress.connect(lambda fraction: self._on_load_progress(job, fraction))
+        job.sig_finished.connect(lambda model: self._on_model_loaded(job, model))
+        job.sig_failed.connect(lambda message: self._on_load_failed(job, message))
+        job.sig_cancelled.connect(lambda _none: self._on_load_cancelled(job))
         self.model_bar.set_loading(0.0)
         self.model_bar.set_status(f"Loading {os.path.basename(path.rstrip('/'))}…")
 
     def cancel_loads(self) -> None:
         """Stop the model loads in progress (the current model stays)."""
         self._fallback = None
-        for req_id in list(self._load_ids):
-            self._cancelled_loads.add(req_id)
-            self.bridge.cancel(req_id)
+        for job in self._loads:
+            job.cancel()
 
     def _on_models_found(self, models: list[ModelInfo]) -> None:
         self.models = models
         current = self.bridge.model.path if self.bridge.model else None
         self.model_bar.set_models(models, current)
 
-    def _on_load_progress(self, req_id: int, fraction: float) -> None:
-        if req_id in self._load_ids:
+    def _on_load_progress(self, job: QtJob, fraction: float) -> None:
+        if job is self._loads[0]:  # loads run in order: the first one is the one in progress
             self.model_bar.set_loading(fraction)
 
-    def _on_model_loaded(self, req_id: int, model) -> None:
-        self._load_ids.discard(req_id)
-        self._fallback = None
-        if not self._load_ids:  # another load may still be queued behind this one
+    def _load_ended(self, job: QtJob) -> None:
+        self._loads.remove(job)
+        if not self._loads:  # another load may still be queued behind this one
             self.model_bar.set_loading(None)
+
+    def _on_model_loaded(self, job: QtJob, model) -> None:
+        self._load_ended(job)
+        self._fallback = None
         self.model_bar.set_status(f"Ready: {model.name}")
         if self.models and model.path not in {m.path for m in self.models}:
             # Opened from disk: remember it, so the picker lists it from now on.
@@ -257,19 +278,17 @@ class MainWindow(QMainWindow):
             + f" · context {model.context_length:,}"
         )
 
-    def _on_failed(self, req_id: int, message: str) -> None:
-        if req_id not in self._load_ids:
-            return  # generation failures are the panes' to show
-        self._load_ids.discard(req_id)
-        if not self._load_ids:
-            self.model_bar.set_loading(None)
+    def _on_load_cancelled(self, job: QtJob) -> None:
+        self._load_ended(job)
         current = self.bridge.model
         self.model_bar.set_status(f"Ready: {current.name}" if current else "No model loaded")
-        if req_id in self._cancelled_loads:
-            self._cancelled_loads.discard(req_id)
-            still = f" (still using {current.name})" if current else ""
-            self.banner.show_message("Loading cancelled" + still, kind="info")
-            return
+        still = f" (still using {current.name})" if current else ""
+        self.banner.show_message("Loading cancelled" + still, kind="info")
+
+    def _on_load_failed(self, job: QtJob, message: str) -> None:
+        self._load_ended(job)
+        current = self.bridge.model
+        self.model_bar.set_status(f"Ready: {current.name}" if current else "No model loaded")
         if current:
             message += f" (still using {current.name})"
         elif self._fallback:
@@ -301,9 +320,32 @@ class MainWindow(QMainWindow):
                 self.chat.splitter.setSizes(sizes)
             if isinstance(tab, int) and 0 <= tab < self.tabs.count():
                 self.tabs.setCurrentIndex(tab)
+        except StoreError as exc:
+            self.banner.show_message(exc.user_text())
+
+    def _restore_conversation(self) -> None:
+        """Reopen the last conversation, unless the user has already started on another."""
+        if self.chat.conversation_id is not None or self.chat.generating:
+            return
+        try:
             self.chat.restore()
         except StoreError as exc:
             self.banner.show_message(exc.user_text())
+
+    def after_first_paint(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the GUI thread once the window has been painted for the first time
+        (soon, if it already has): work the first sight of the window does not need waits for it."""
+        if self._after_paint is None:
+            QTimer.singleShot(0, callback)
+        else:
+            self._after_paint.append(callback)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if self._after_paint is not None:
+            callbacks, self._after_paint = self._after_paint, None
+            for callback in callbacks:  # after this paint is on screen, in the order they came
+                QTimer.singleShot(0, callback)
 
     def _restore_geometry(self, g: dict) -> None:
         # Our own record rather than restoreGeometry(): that one shrinks a window to the screen it

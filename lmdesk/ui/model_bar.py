@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from lmdesk.config import Settings
-from lmdesk.core.models import ModelInfo, human_size
+from lmdesk.core.modelfiles.discovery import ModelInfo, human_size
 from lmdesk.ui.model_options import ModelOptionsDialog
 
 

@@ -1,7 +1,7 @@
 """The Translate pane: source and target pickers, text of any length translated chunk by chunk.
 
-Flow: Translate → the text is planned (language detection + chunking, lmdesk.core.translate_plan)
-in `bridge.run_task`, off the GUI thread → the TranslationRunner sends one chunk at a time, its
+Flow: Translate → the text is planned (language detection + chunking, lmdesk.core.translate.plan)
+in `bridge.call_in_background`, off the GUI thread → the TranslationRunner sends one chunk at a time, its
 answer streams into the output, and the cleaned translation replaces it when the chunk ends →
 the progress bar says "Chunk i of n". Stop keeps the finished chunks; Resume continues from the
 first untranslated one, as long as the text, languages and glossary are unchanged (otherwise
@@ -18,10 +18,10 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QWidget
 
-from lmdesk.core.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS
-from lmdesk.core.languages import AUTO, language_name
-from lmdesk.core.tasks import parse_glossary
-from lmdesk.core.translate_plan import TranslateOptions, TranslationPlan, plan_translation
+from lmdesk.core.text.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS
+from lmdesk.core.text.languages import AUTO, language_name
+from lmdesk.core.translate.glossary import parse_glossary
+from lmdesk.core.translate.plan import TranslateOptions, TranslationPlan, plan_translation
 from lmdesk.ui.translate.runner import TranslationRunner
 from lmdesk.ui.translate.layout import TranslateLayout
 from lmdesk.ui.translate.widgets import set_text_direction
@@ -133,7 +133,7 @@ class TranslatePane(TranslateLayout):
         self.progress.setRange(0, 0)  # busy indicator while planning
         self._update_buttons()
         n_ctx = model.context_length
-        self.bridge.run_task(
+        self.bridge.call_in_background(
             lambda: plan_translation(text, n_ctx, options),  # no widgets touched in here
             on_done=lambda plan: self._on_planned(token, (text, options), plan),
             on_error=lambda message: self._on_plan_failed(token, message),

@@ -2,7 +2,7 @@
 
 An action works on the selection, or on the whole document when nothing is selected (Continue
 writing writes at the cursor). Its answer streams into the result view, is cleaned of chatter
-(lmdesk.core.reply_clean), then shown as a word-level diff: Accept all, Apply selected (after
+(lmdesk.core.text.reply_clean), then shown as a word-level diff: Accept all, Apply selected (after
 clicking changes to reject them), or Reject. Accepting is one undo step (one edit block).
 
 No text can be lost while an action runs: the editor is LOCKED (read-only, drafts cannot be
@@ -22,10 +22,14 @@ from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCursor, QTextFor
 from PySide6.QtWidgets import QTextEdit, QWidget
 
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.tasks import ACTIONS, WriteAction
-from lmdesk.core.text_diff import apply, diff_stats
-from lmdesk.ui.write.action_run import ActionError, ActionRun, count_words, prepare_action, to_index, to_position
+from lmdesk.core.messages import ChatMessage
+from lmdesk.engine.bridge import QtJob
+from lmdesk.core.write.actions import ACTIONS, WriteAction
+from lmdesk.core.text.word_diff import apply, diff_stats
+from lmdesk.core.write.run import ActionError, ActionRun, prepare_action
+from lmdesk.ui.write.editor_text import count_words, to_index, to_position
 from lmdesk.ui.write.drafts import draft_label
+from lmdesk.ui.token_count import TokenCounter
 from lmdesk.ui.write.layout import WriteLayout
 
 log = logging.getLogger("lmdesk.ui")
@@ -56,9 +60,12 @@ class WritePane(WriteLayout):
         self.settings = WriteSettings()
         self.draft_id: int | None = None
         self.run: ActionRun | None = None
+        self._job: QtJob | None = None  # the running action's engine job
         self.state = "idle"
         self._selection: tuple[int, int] | None = None  # (anchor, position) before the action
         self._loading = False  # setPlainText of a draft is not an edit to save
+        self.counter = TokenCounter(bridge, self)
+        self.counter.sig_counted.connect(self._on_counted)
         self._build()
         self._wire()
         self._open_initial()
@@ -81,12 +88,10 @@ class WritePane(WriteLayout):
         self.drafts.sig_about_to_delete.connect(lambda _id: self.save())
         self.drafts.sig_deleted.connect(self._on_draft_deleted)
         self.drafts.sig_restored.connect(self.open_draft)
+        self.bridge.sig_model_changed.connect(lambda *_: self._update_counts())
         self._save_timer.setInterval(self.settings.autosave_ms)
         self._save_timer.timeout.connect(self.save)
         QShortcut(QKeySequence(Qt.Key_Escape), self, activated=self.stop, context=Qt.WidgetWithChildrenShortcut)
-        self.bridge.sig_chunk.connect(self._on_chunk)
-        self.bridge.sig_finished.connect(self._on_finished)
-        self.bridge.sig_failed.connect(self._on_failed)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.save)
@@ -195,7 +200,11 @@ class WritePane(WriteLayout):
             self.result_status.setText(str(exc))
             return
         self.save()
-        run.req_id = self.bridge.generate(run.messages, run.params)
+        job = self._job = self.bridge.generate(run.messages, run.params)
+        job.sig_text.connect(lambda text: self._on_text(job, text))
+        job.sig_finished.connect(lambda stats: self._on_finished(job, stats))
+        job.sig_cancelled.connect(lambda _stats: self._on_cancelled(job))
+        job.sig_failed.connect(lambda message: self._on_failed(job, message))
         self.run = run
         # Show the tinted target instead of the selection; it comes back if nothing is applied.
         self._selection = (cursor.anchor(), cursor.position())
@@ -207,8 +216,8 @@ class WritePane(WriteLayout):
 
     def stop(self) -> None:
         """Stop a running action; the document stays as it was."""
-        if self.state == "running" and self.run is not None and self.run.req_id is not None:
-            self.bridge.cancel(self.run.req_id)
+        if self.state == "running" and self._job is not None:
+            self._job.cancel()
 
     def accept_all(self) -> None:
         """Apply every change of the diff (one undo step)."""
@@ -257,24 +266,26 @@ class WritePane(WriteLayout):
         self._end_run(applied=True)
         self.save()
 
-    # -- engine signals (GUI thread) -------------------------------------------------------------
-    def _mine(self, req_id: int) -> bool:
-        return self.state == "running" and self.run is not None and self.run.req_id == req_id
+    # -- job signals (GUI thread) ----------------------------------------------------------------
+    def _mine(self, job: QtJob) -> bool:
+        return self.state == "running" and self.run is not None and job is self._job
 
-    def _on_chunk(self, req_id: int, text: str) -> None:
-        if self._mine(req_id):
+    def _on_text(self, job: QtJob, text: str) -> None:
+        if self._mine(job):
             self.run.pieces.append(text)
             self.diff.append_text(text)
 
-    def _on_finished(self, req_id: int, reason: str, stats: GenerationStats) -> None:
-        if not self._mine(req_id):
-            return
-        run = self.run
-        if reason == "cancelled":
-            self.diff.show_text(run.raw)
+    def _on_cancelled(self, job: QtJob) -> None:
+        if self._mine(job):
+            self.diff.show_text(self.run.raw)
             self.result_status.setText("Stopped: the document is unchanged. The partial answer is shown below.")
             self._end_run()
+
+    def _on_finished(self, job: QtJob, stats: GenerationStats) -> None:
+        if not self._mine(job):
             return
+        run = self.run
+        reason = stats.stop_reason
         result = run.finish(reason)
         cut = " (cut short at the length limit)" if reason == "length" else ""
         if not result.strip():
@@ -291,15 +302,15 @@ class WritePane(WriteLayout):
             )
             self._set_state("review")
 
-    def _on_failed(self, req_id: int, message: str) -> None:
-        if self._mine(req_id):
+    def _on_failed(self, job: QtJob, message: str) -> None:
+        if self._mine(job):
             self.result_status.setText("The action failed: the document is unchanged.")
             self._end_run()
             self.sig_error.emit(message)
 
     # -- state ------------------------------------------------------------------------------------
     def _end_run(self, applied: bool = False) -> None:
-        self.run = None
+        self.run = self._job = None
         self._set_state("idle")
         if not applied and self._selection is not None:
             anchor, position = self._selection
@@ -350,6 +361,14 @@ class WritePane(WriteLayout):
     def _update_counts(self) -> None:
         text = self.editor.toPlainText()
         self.counts.setText(f"{count_words(text):,} words · {len(text):,} characters")
+        self.counter.request(lambda: [[ChatMessage("user", self.editor.toPlainText())]])
+
+    def _on_counted(self, counts: list) -> None:
+        (count,) = counts
+        text = self.editor.toPlainText()
+        self.counts.setText(f"{count_words(text):,} words · {len(text):,} characters · "
+                            f"{count.tokens:,} / {count.context_length:,} tokens")
+        self.counts.setToolTip("Tokens of the document with the loaded model's tokenizer, against its context length")
 
     def _update_scope(self) -> None:
         if self.state != "idle":

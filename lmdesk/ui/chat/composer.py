@@ -1,4 +1,4 @@
-"""The composer: a multi-line input with Send/Stop, an edit mode, and a live token estimate."""
+"""The composer: a multi-line input with Send/Stop, an edit mode, and a live token count."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
-from lmdesk.core.chunk_budget import estimate_tokens
+from lmdesk.core.text.chunk_budget import estimate_tokens
 
 
 class Composer(QPlainTextEdit):
@@ -41,15 +41,17 @@ class ContextMeter(QWidget):
         layout.addWidget(QLabel("Context"))
         layout.addWidget(self.bar)
         layout.addWidget(self.label)
-        self.used, self.total = 0, 0
+        self.used, self.total, self.exact = 0, 0, False
 
-    def set_usage(self, used: int, total: int) -> None:
-        """Show `used` of `total` tokens (total 0: no model yet)."""
-        self.used, self.total = used, total
+    def set_usage(self, used: int, total: int, exact: bool = False) -> None:
+        """Show `used` of `total` tokens (total 0: no model yet); `exact` drops the "~" of an estimate."""
+        self.used, self.total, self.exact = used, total, exact
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(min(used, max(1, total)))
-        self.label.setText(f"~{used:,} / {total:,} tokens" if total else f"~{used:,} tokens")
-        self.setToolTip("Estimated tokens of this conversation's prompt, against the model's context length")
+        approx = "" if exact else "~"
+        self.label.setText(f"{approx}{used:,} / {total:,} tokens" if total else f"{approx}{used:,} tokens")
+        self.setToolTip(("Tokens" if exact else "Estimated tokens")
+                        + " of this conversation's prompt, against the model's context length")
 
 
 class ComposerPanel(QWidget):
@@ -136,11 +138,17 @@ class ComposerPanel(QWidget):
         self.composer.setPlainText(self._draft if restore is None else restore)
         self._draft = ""
 
+    def set_exact_count(self, draft_tokens: int, left: int) -> None:
+        """Show the draft's count from the model's tokenizer and what the context has left after it."""
+        self._show_count(f"Draft = {draft_tokens:,} tokens" if self.text() else "", left)
+
     def _update_count(self) -> None:
         n = estimate_tokens(self.composer.toPlainText())
-        text = f"Draft ≈ {n:,} tokens" if n else ""
-        if self.context_left is not None:
-            left = self.context_left - n
+        self._show_count(f"Draft ≈ {n:,} tokens" if n else "",
+                         None if self.context_left is None else self.context_left - n)
+
+    def _show_count(self, text: str, left: int | None) -> None:
+        if left is not None:
             text += (" · " if text else "") + f"{left:,} left in context"
             self.tokens.setStyleSheet("color: #cf222e;" if left < 0 else "color: palette(mid);")
         self.tokens.setText(text)

@@ -1,4 +1,4 @@
-"""Export a conversation (Markdown or JSON) and import JSON, off the GUI thread via bridge.run_task."""
+"""Export a conversation (Markdown or JSON) and import JSON, off the GUI thread via bridge.call_in_background."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from lmdesk.core.store import Store
+from lmdesk.core.storage.store import Store
 from lmdesk.engine.bridge import EngineBridge
 
 log = logging.getLogger("lmdesk.ui")
@@ -48,7 +48,7 @@ class ConversationFiles(QObject):
             Path(path).write_text(text, encoding="utf-8")
             return path
 
-        return self.bridge.run_task(work, self.sig_exported.emit, lambda msg: self.sig_error.emit(f"Export failed: {msg}"))
+        return self.bridge.call_in_background(work, self.sig_exported.emit, lambda msg: self.sig_error.emit(f"Export failed: {msg}"))
 
     def import_file(self, path: str) -> int:
         """Import a JSON export as a new conversation; returns the task id."""
@@ -57,4 +57,4 @@ class ConversationFiles(QObject):
         def work() -> int:
             return store.import_json(Path(path).read_text(encoding="utf-8"))
 
-        return self.bridge.run_task(work, self.sig_imported.emit, lambda msg: self.sig_error.emit(f"Import failed: {msg}"))
+        return self.bridge.call_in_background(work, self.sig_imported.emit, lambda msg: self.sig_error.emit(f"Import failed: {msg}"))

@@ -17,8 +17,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.store import Store, StoreError, StreamWriter
-from lmdesk.engine.bridge import EngineBridge
+from lmdesk.core.storage.store import Store, StoreError
+from lmdesk.core.storage.stream_writer import StreamWriter
+from lmdesk.engine.bridge import EngineBridge, QtJob
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -38,18 +39,18 @@ class ReplyRequest:
 
 @dataclass
 class Generation:
-    """A reply being written: its engine request, its store row and the writer saving it."""
+    """A reply being written: its engine job, its store row and the writer saving it."""
 
-    req_id: int
+    job: QtJob
     conversation_id: int
     message_id: int
     writer: StreamWriter
 
 
 class ReplyStreamer(QObject):
-    """Starts, saves and ends replies; ignores late signals of requests that are not its own."""
+    """Starts, saves and ends replies, one engine job each."""
 
-    sig_chunk = Signal(int, str)
+    sig_text = Signal(int, str)
     """(message id, text) a batch of the reply arrived (already buffered for the store)."""
     sig_done = Signal(int, object)
     """(message id, GenerationStats) the reply ended normally, by length, or stopped."""
@@ -65,9 +66,6 @@ class ReplyStreamer(QObject):
         self._unsaved: list[tuple[Generation, str, object, str | None]] = []  # final writes to retry
         self._flush = QTimer(self, interval=FLUSH_MS)
         self._flush.timeout.connect(self._flush_now)
-        bridge.sig_chunk.connect(self._on_chunk)
-        bridge.sig_finished.connect(self._on_finished)
-        bridge.sig_failed.connect(self._on_failed)
 
     @property
     def busy(self) -> bool:
@@ -78,24 +76,29 @@ class ReplyStreamer(QObject):
         """Create the reply's row and queue the request; returns the new message id."""
         mid = self.store.begin_assistant(req.parent_id, req.model, req.conversation_id)
         try:
-            req_id = self.bridge.generate(req.messages, req.params)
+            job = self.bridge.generate(req.messages, req.params)
         except RuntimeError as exc:  # the engine was shut down
             self.store.finish_assistant(mid, "error", error=str(exc))
             raise
-        self.current = Generation(req_id, req.conversation_id, mid, StreamWriter(self.store, mid))
+        gen = Generation(job, req.conversation_id, mid, StreamWriter(self.store, mid))
+        job.sig_text.connect(lambda text: self._on_text(gen, text))
+        job.sig_finished.connect(lambda stats: self._on_finished(gen, "complete", stats))
+        job.sig_cancelled.connect(lambda stats: self._on_finished(gen, "stopped", stats))
+        job.sig_failed.connect(lambda message: self._on_failed(gen, message))
+        self.current = gen
         self._flush.start()
         return mid
 
     def stop(self) -> None:
         """Ask the engine to stop; the reply ends (as `stopped`) when it confirms."""
         if self.current is not None:
-            self.bridge.cancel(self.current.req_id)
+            self.current.job.cancel()
 
     def abandon(self) -> None:
         """Stop now without waiting for the engine (window closing): the row becomes `stopped`."""
         gen = self.current
         if gen is not None:
-            self.bridge.cancel(gen.req_id)
+            gen.job.cancel()
             self._end()
             self._finish(gen, "stopped", None, None)
         self._retry_unsaved()  # last chance: what still fails is logged
@@ -134,29 +137,26 @@ class ReplyStreamer(QObject):
             except StoreError as exc:
                 self.sig_error.emit(exc.user_text())
 
-    # -- engine signals (GUI thread) -------------------------------------------------------------
+    # -- job signals (GUI thread) ----------------------------------------------------------------
 
-    def _on_chunk(self, req_id: int, text: str) -> None:
-        gen = self.current
-        if gen is None or req_id != gen.req_id:
-            return  # a late batch of an old request
+    def _on_text(self, gen: Generation, text: str) -> None:
+        if gen is not self.current:
+            return  # a batch that was in flight when the reply was abandoned
         try:
             gen.writer.feed(text)
         except StoreError as exc:
             self.sig_error.emit(exc.user_text())
-        self.sig_chunk.emit(gen.message_id, text)
+        self.sig_text.emit(gen.message_id, text)
 
-    def _on_finished(self, req_id: int, reason: str, stats: GenerationStats) -> None:
-        gen = self.current
-        if gen is None or req_id != gen.req_id:
+    def _on_finished(self, gen: Generation, status: str, stats: GenerationStats) -> None:
+        if gen is not self.current:
             return
         self._end()
-        self._finish(gen, "stopped" if reason == "cancelled" else "complete", stats, None)
+        self._finish(gen, status, stats, None)
         self.sig_done.emit(gen.message_id, stats)
 
-    def _on_failed(self, req_id: int, message: str) -> None:
-        gen = self.current
-        if gen is None or req_id != gen.req_id:
+    def _on_failed(self, gen: Generation, message: str) -> None:
+        if gen is not self.current:
             return
         self._end()
         self._finish(gen, "error", None, message)

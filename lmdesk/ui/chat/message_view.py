@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor, QTextDocument, QTextDocumentFragment
 from PySide6.QtWidgets import QTextBrowser
 
-from lmdesk.core.conversation import Message
-from lmdesk.core.markdown_render import render_markdown, split_last_block
+from lmdesk.core.chat.conversation import Message
+from lmdesk.core.render.markdown import render_markdown, split_last_block
 from lmdesk.ui.chat.render import (
     BodyCache, MessageContext, copy_prefix, footer_html, header_html, message_html, more_html,
 )
@@ -215,7 +215,7 @@ class MessageView(QTextBrowser):
         if text:
             self._render_tail()
 
-    def append_chunk(self, text: str) -> None:
+    def append_text(self, text: str) -> None:
         """Add a batch of streamed text: plain now, markdown at the next throttled render."""
         if self.stream_id is None or not text:
             return

@@ -14,15 +14,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from lmdesk.core.conversation import ConversationSettings, ConversationTree, Message, chat_messages
-from lmdesk.core.store import Store, StoreError
+from lmdesk.core.chat.conversation import ConversationSettings, ConversationTree, Message, chat_messages
+from lmdesk.core.messages import ChatMessage
+from lmdesk.core.storage.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
-from lmdesk.core.chunk_budget import estimate_tokens
+from lmdesk.core.text.chunk_budget import estimate_tokens
 from lmdesk.ui.chat.composer import ComposerPanel, ContextMeter
 from lmdesk.ui.chat.generation import ReplyRequest, ReplyStreamer
 from lmdesk.ui.chat.message_view import MessageView
 from lmdesk.ui.chat.settings_dialog import SettingsDialog
 from lmdesk.ui.chat.sidebar import Sidebar
+from lmdesk.ui.token_count import TokenCounter
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -87,8 +89,11 @@ class ChatPane(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
 
+        self.counter = TokenCounter(bridge, self)
+        self.counter.sig_counted.connect(self._on_counted)
+        self.composer.textChanged.connect(self._count_later)
         self.streamer = ReplyStreamer(bridge, store, self)
-        self.streamer.sig_chunk.connect(self._on_chunk)
+        self.streamer.sig_text.connect(self._on_text)
         self.streamer.sig_done.connect(self._on_done)
         self.streamer.sig_failed.connect(self._on_failed)
         self.streamer.sig_error.connect(self.sig_error)
@@ -102,7 +107,7 @@ class ChatPane(QWidget):
         self.sidebar.sig_deleted.connect(self._on_deleted)
         self.sidebar.sig_restored.connect(self.open_conversation)
         self.sidebar.sig_error.connect(self.sig_error)
-        bridge.sig_model_loaded.connect(lambda *_: self._update_meter())
+        bridge.sig_model_changed.connect(lambda *_: self._update_meter())
         self.sidebar.refresh()
         self._update_meter()
 
@@ -176,10 +181,24 @@ class ChatPane(QWidget):
         return True
 
     def _update_meter(self) -> None:
+        """Show an estimate at once; the model's exact count follows when the engine has it."""
         total = self.bridge.model.context_length if self.bridge.model else 0
         used = estimate_usage(self.path, self.settings.system_prompt)
         self.meter.set_usage(used, total)
         self.panel.set_context_left(total - used if total else None)
+        self._count_later()
+
+    def _count_later(self) -> None:
+        self.counter.request(self._prompts_to_count)
+
+    def _prompts_to_count(self) -> list[list[ChatMessage]]:
+        history = chat_messages(self.path, self.settings.system_prompt)
+        return [history, history + [ChatMessage("user", self.panel.text())]]
+
+    def _on_counted(self, counts: list) -> None:
+        history, with_draft = counts
+        self.meter.set_usage(history.tokens, history.context_length, exact=True)
+        self.panel.set_exact_count(with_draft.tokens - history.tokens, history.context_length - with_draft.tokens)
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -247,9 +266,9 @@ class ChatPane(QWidget):
     def _showing(self, message_id: int) -> bool:
         return self.view.stream_id == message_id
 
-    def _on_chunk(self, message_id: int, text: str) -> None:
+    def _on_text(self, message_id: int, text: str) -> None:
         if self._showing(message_id):
-            self.view.append_chunk(text)
+            self.view.append_text(text)
 
     def _on_done(self, message_id: int, stats) -> None:
         self._finished(message_id)

@@ -13,8 +13,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from lmdesk.core.conversation import Message
-from lmdesk.core.markdown_render import Rendered, render_markdown
+from lmdesk.core.chat.conversation import Message
+from lmdesk.core.render.markdown import Rendered, render_markdown
 from lmdesk.core.stats import GenerationStats
 from lmdesk.ui.theme import ViewColors
 

@@ -8,9 +8,9 @@ from PySide6.QtWidgets import (
     QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout,
 )
 
-from lmdesk.core.conversation import ConversationSettings
+from lmdesk.core.chat.conversation import ConversationSettings
 from lmdesk.core.params import ContextPolicy
-from lmdesk.core.store import Store, StoreError
+from lmdesk.core.storage.store import Store, StoreError
 
 _POLICIES = {ContextPolicy.DROP_OLDEST.value: "Drop the oldest turns when full",
              ContextPolicy.ERROR.value: "Refuse when full (show an error)"}

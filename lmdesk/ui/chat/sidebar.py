@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from lmdesk.core.store import Store, StoreError
+from lmdesk.core.storage.store import Store, StoreError
 
 log = logging.getLogger("lmdesk.ui")
 

@@ -12,8 +12,8 @@ import logging
 from PySide6.QtCore import QObject, Signal
 
 from lmdesk.core.stats import GenerationStats
-from lmdesk.core.translate_plan import TranslationPlan
-from lmdesk.engine.bridge import EngineBridge
+from lmdesk.core.translate.plan import TranslationPlan
+from lmdesk.engine.bridge import EngineBridge, QtJob
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -40,18 +40,20 @@ class TranslationRunner(QObject):
         self.plan: TranslationPlan | None = None
         self.tokens = 0  # generated tokens of this plan, all runs together
         self.seconds = 0.0  # their generation time
-        self._req_id: int | None = None  # chunks of any other request id are another view's
+        self._job: QtJob | None = None  # the running chunk's engine job
         self._index: int | None = None
         self._reply: list[str] = []
         self._stopping = False
-        bridge.sig_chunk.connect(self._on_chunk)
-        bridge.sig_finished.connect(self._on_finished)
-        bridge.sig_failed.connect(self._on_failed)
 
     @property
     def running(self) -> bool:
         """A chunk is in the engine now."""
-        return self._req_id is not None
+        return self._job is not None
+
+    @property
+    def job(self) -> QtJob | None:
+        """The running chunk's engine job (None between chunks); its signals are the chunk's own."""
+        return self._job
 
     @property
     def resumable(self) -> bool:
@@ -78,15 +80,15 @@ class TranslationRunner(QObject):
 
     def stop(self) -> None:
         """Cancel the running chunk; its partial answer is dropped, finished ones are kept."""
-        if self._req_id is not None:
+        if self._job is not None:
             self._stopping = True
-            self.bridge.cancel(self._req_id)
+            self._job.cancel()
 
     def reset(self) -> None:
         """Forget the plan (cancelling a running chunk)."""
-        if self._req_id is not None:
-            self.bridge.cancel(self._req_id)
-        self._req_id = self._index = None
+        if self._job is not None:
+            self._job.cancel()
+        self._job = self._index = None
         self.plan = None
         self._stopping = False
 
@@ -99,28 +101,40 @@ class TranslationRunner(QObject):
             self.sig_finished.emit(plan.output(partial=False))
             return
         self._index, self._reply = index, []
-        self._req_id = self.bridge.generate(plan.messages(index), plan.params(index))
+        job = self._job = self.bridge.generate(plan.messages(index), plan.params(index))
+        job.sig_text.connect(lambda text: self._on_text(job, text))
+        job.sig_finished.connect(lambda stats: self._on_finished(job, stats))
+        job.sig_cancelled.connect(lambda stats: self._on_cancelled(job, stats))
+        job.sig_failed.connect(lambda message: self._on_failed(job, message))
         self.sig_chunk_started.emit(index, plan.ordinal(index), plan.total)
 
-    # -- engine signals (GUI thread) ------------------------------------------------------------
-    def _on_chunk(self, req_id: int, text: str) -> None:
-        if req_id == self._req_id:
+    # -- job signals (GUI thread); a job that is no longer the running one was reset away --------
+    def _on_text(self, job: QtJob, text: str) -> None:
+        if job is self._job:
             self._reply.append(text)
             self.sig_text.emit(text)
 
-    def _on_finished(self, req_id: int, reason: str, stats: GenerationStats) -> None:
-        if req_id != self._req_id:
+    def _count(self, stats: GenerationStats | None) -> None:
+        if stats is not None:
+            self.tokens += stats.generated_tokens
+            self.seconds += stats.generation_seconds
+
+    def _on_cancelled(self, job: QtJob, stats: GenerationStats | None) -> None:
+        if job is not self._job:
             return
-        self._req_id = None
+        self._job = None
+        self._count(stats)
+        self._stopping = False
+        self.sig_stopped.emit()
+
+    def _on_finished(self, job: QtJob, stats: GenerationStats) -> None:
+        if job is not self._job:
+            return
+        self._job = None
         plan, index = self.plan, self._index
         if plan is None or index is None:
             return
-        self.tokens += stats.generated_tokens
-        self.seconds += stats.generation_seconds
-        if reason == "cancelled":
-            self._stopping = False
-            self.sig_stopped.emit()
-            return
+        self._count(stats)
         plan.accept(index, "".join(self._reply))
         self.sig_chunk_done.emit(index, plan.output(partial=True))
         if self._stopping:  # Stop came just as the chunk ended: keep it, then stop
@@ -129,9 +143,9 @@ class TranslationRunner(QObject):
             return
         self._send_next()
 
-    def _on_failed(self, req_id: int, message: str) -> None:
-        if req_id != self._req_id:
+    def _on_failed(self, job: QtJob, message: str) -> None:
+        if job is not self._job:
             return
-        self._req_id = None
+        self._job = None
         log.info("translation chunk %s failed: %s", self._index, message)
         self.sig_failed.emit(message)

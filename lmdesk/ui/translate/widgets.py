@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor, QTextOption
 from PySide6.QtWidgets import QComboBox, QPlainTextEdit, QWidget
 
-from lmdesk.core.languages import AUTO, LANGUAGES, find_language, is_rtl
+from lmdesk.core.text.languages import AUTO, LANGUAGES, find_language, is_rtl
 
 
 class LanguagePicker(QComboBox):

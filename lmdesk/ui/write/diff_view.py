@@ -14,7 +14,7 @@ from PySide6.QtCore import QPoint, QUrl, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from lmdesk.core.text_diff import Hunk, change_indices
+from lmdesk.core.text.word_diff import Hunk, change_indices
 
 _OLD_ON = "background:#ffd7d5; color:#82071e; text-decoration:line-through;"
 _NEW_ON = "background:#ccf5d6; color:#055d20;"

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from lmdesk.core.store_library import Draft
+from lmdesk.core.storage.library import Draft
 
 log = logging.getLogger("lmdesk.ui")
 

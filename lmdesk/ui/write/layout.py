@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
-from lmdesk.core.tasks import ACTIONS, WriteAction
+from lmdesk.core.write.actions import ACTIONS, WriteAction
 from lmdesk.ui.write.diff_view import DiffView
 from lmdesk.ui.write.drafts import DraftList
 from lmdesk.ui.write.markdown_highlight import MarkdownHighlighter

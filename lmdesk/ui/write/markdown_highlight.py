@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 
-from lmdesk.ui.write.action_run import to_position
+from lmdesk.ui.write.editor_text import to_position
 
 _HEADING = re.compile(r"^#{1,6}\s.*$")
 _MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s|^\s*>\s?")

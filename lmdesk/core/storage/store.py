@@ -1,14 +1,10 @@
 """The SQLite store of conversations (and presets, drafts): the data that must never be lost.
 
-Durability: WAL journal with synchronous=NORMAL — a committed transaction survives the process
-being killed at any moment (only a power cut may lose the last commits), and a crash never
-corrupts the file. Every public method is one short transaction, cheap enough for the GUI thread.
-An assistant reply is a row from the moment generation starts (status `streaming`); StreamWriter
-appends its text at least every second; `recover_interrupted()` at open marks leftovers.
-
-Threading: one connection opened with check_same_thread=False and guarded by an RLock, so any
-thread may call any method; calls are serialised. Chosen over a connection per thread because the
-GUI thread does nearly all the writing and one connection keeps "one writer" true by construction.
+Durability and threading are those of lmdesk.core.storage.database: WAL, one connection shared
+by all threads, calls serialised. Every public method is one short transaction, cheap enough for
+the GUI thread. An assistant reply is a row from the moment generation starts (status
+`streaming`); a StreamWriter (lmdesk.core.storage.stream_writer) appends its text at least every
+second; `recover_interrupted()` at open marks leftovers.
 """
 
 from __future__ import annotations
@@ -16,42 +12,22 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from lmdesk.core.conversation import (
-    STATUSES, ConversationSettings, ConversationTree, Message, auto_title,
+from lmdesk.core.chat.conversation import (
+    STATUSES, ConversationInfo, ConversationSettings, ConversationTree, Message, auto_title,
 )
-from lmdesk.core import store_export
-from lmdesk.core.errors import LmdeskError
-from lmdesk.core.store_library import Drafts, KeyValue, Presets
-from lmdesk.core.store_migrations import SCHEMA_VERSION, migrate
-from lmdesk.core.stream_writer import StreamWriter
+from lmdesk.core.storage import export
+from lmdesk.core.storage.database import Database, StoreError
+from lmdesk.core.storage.library import Drafts, KeyValue, Presets
 
 log = logging.getLogger("lmdesk.store")
 
-__all__ = ["ConversationInfo", "Store", "StoreError", "StreamWriter"]
+__all__ = ["ConversationInfo", "Store", "StoreError"]
 
 _FINAL_STATUSES = set(STATUSES) - {"streaming"}
-
-
-class StoreError(LmdeskError):
-    """The conversation database could not be opened, read or written."""
-
-
-@dataclass
-class ConversationInfo:
-    """A conversation's row, as the sidebar lists it."""
-
-    id: int
-    title: str
-    created_at: float
-    updated_at: float
-    deleted_at: float | None = None
 
 
 def _stats_json(stats: object) -> str | None:
@@ -88,55 +64,20 @@ class Store:
     """Conversations as message trees in one SQLite file; see the module docstring for guarantees."""
 
     def __init__(self, path: str | Path, *, now: Callable[[], float] = time.time, recover: bool = True) -> None:
-        self.path = Path(path)
-        self._now = now
-        self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = None
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
-            self._setup()
-        except (sqlite3.Error, StoreError) as exc:
-            if self._conn is not None:
-                self._conn.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"Cannot open the history database {self.path}: {exc}",
-                             "Move the file aside to start a new history") from exc
-        self.presets, self.drafts, self.kv = Presets(self), Drafts(self), KeyValue(self)
+        self.db = Database(path, now=now)
+        self.path = self.db.path
+        self.presets, self.drafts, self.kv = Presets(self.db), Drafts(self.db), KeyValue(self.db)
         if recover:
             self.recover_interrupted()
 
-    @classmethod
-    def open_default(cls) -> Store:
-        """The user's store at Paths.database (LMDESK_HOME-aware)."""
-        from lmdesk.config import app_paths
-
-        return cls(app_paths().ensure().database)
-
-    def _setup(self) -> None:
-        c = self._conn
-        mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("SQLite refused WAL mode (%s) for %s", mode, self.path)
-        c.execute("PRAGMA synchronous=NORMAL")
-        c.execute("PRAGMA foreign_keys=ON")
-        c.execute("PRAGMA busy_timeout=5000")
-        version = c.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"The history database {self.path} was written by a newer lmdesk "
-                             f"(schema v{version}, this one knows v{SCHEMA_VERSION})", "Update lmdesk")
-        migrate(c)
-        self.has_fts = c.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='messages_fts'").fetchone() is not None
+    @property
+    def has_fts(self) -> bool:
+        """Whether this SQLite has FTS5, so message search uses the full-text index."""
+        return self.db.has_fts
 
     def close(self) -> None:
         """Close the connection (a WAL checkpoint happens then); safe to call twice."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
     def __enter__(self) -> Store:
         return self
@@ -144,70 +85,41 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; sqlite errors become StoreError for the banner."""
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("The history database is closed")
-            c = self._conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                try:
-                    yield c
-                except BaseException:
-                    c.rollback()
-                    raise
-                c.commit()
-            except sqlite3.Error as exc:
-                log.exception("store write failed")
-                raise StoreError(f"Could not save to the history database: {exc}",
-                                 "Check that the disk is not full") from exc
-
-    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("The history database is closed")
-            try:
-                return self._conn.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"Could not read the history database: {exc}") from exc
-
     # -- conversations ---------------------------------------------------------------------------
 
     def create_conversation(self, title: str = "", settings: ConversationSettings | None = None) -> int:
         """A new, empty conversation; an empty title is filled from the first user message."""
-        now = self._now()
+        now = self.db.now()
         s = json.dumps((settings or ConversationSettings()).to_dict())
-        with self._tx() as c:
+        with self.db.transaction() as c:
             return c.execute("INSERT INTO conversations(title, created_at, updated_at, settings) VALUES (?,?,?,?)",
                              (title.strip(), now, now, s)).lastrowid
 
     def get_conversation(self, conversation_id: int) -> ConversationInfo:
         """One conversation's row (KeyError if there is none)."""
-        rows = self._read("SELECT * FROM conversations WHERE id=?", (conversation_id,))
+        rows = self.db.query("SELECT * FROM conversations WHERE id=?", (conversation_id,))
         if not rows:
             raise KeyError(f"no conversation {conversation_id}")
         return _info(rows[0])
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         """Set the title (it will no longer follow the first message)."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("UPDATE conversations SET title=? WHERE id=?", (title.strip(), conversation_id))
 
     def delete_conversation(self, conversation_id: int) -> None:
         """Soft delete: hidden from lists until undone or purged."""
-        with self._tx() as c:
-            c.execute("UPDATE conversations SET deleted_at=? WHERE id=?", (self._now(), conversation_id))
+        with self.db.transaction() as c:
+            c.execute("UPDATE conversations SET deleted_at=? WHERE id=?", (self.db.now(), conversation_id))
 
     def undo_delete_conversation(self, conversation_id: int) -> None:
         """Bring back a soft-deleted conversation."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("UPDATE conversations SET deleted_at=NULL WHERE id=?", (conversation_id,))
 
     def purge_conversation(self, conversation_id: int) -> None:
         """Delete a conversation and its messages for good."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             # Cut the parent links first: a cascade down a long chain would recurse once per level
             # and hit SQLite's trigger-depth limit.
             c.execute("UPDATE conversations SET selected_root_id=NULL WHERE id=?", (conversation_id,))
@@ -218,7 +130,7 @@ class Store:
 
     def purge_deleted(self, older_than: float | None = None) -> int:
         """Purge soft-deleted conversations (deleted before `older_than`, if given); returns how many."""
-        rows = self._read("SELECT id FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+        rows = self.db.query("SELECT id FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?",
                           (float("inf") if older_than is None else older_than,))
         for r in rows:
             self.purge_conversation(r["id"])
@@ -232,7 +144,7 @@ class Store:
         if terms:
             title_match = " AND ".join("c.title LIKE ? ESCAPE '\\'" for _ in terms)
             args += [_like(t) for t in terms]
-            if self.has_fts:
+            if self.db.has_fts:
                 msg_match = ("c.id IN (SELECT m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid"
                              " WHERE messages_fts MATCH ?)")
                 args.append(_fts_query(terms))
@@ -241,20 +153,20 @@ class Store:
                              + " AND ".join("content LIKE ? ESCAPE '\\'" for _ in terms) + ")")
                 args += [_like(t) for t in terms]
             where += f" AND (({title_match}) OR {msg_match})"
-        rows = self._read(f"SELECT * FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        rows = self.db.query(f"SELECT * FROM conversations c WHERE {where} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
                           (*args, limit))
         return [_info(r) for r in rows]
 
     def get_settings(self, conversation_id: int) -> ConversationSettings:
         """The conversation's generation settings."""
-        rows = self._read("SELECT settings FROM conversations WHERE id=?", (conversation_id,))
+        rows = self.db.query("SELECT settings FROM conversations WHERE id=?", (conversation_id,))
         if not rows:
             raise KeyError(f"no conversation {conversation_id}")
         return ConversationSettings.from_dict(json.loads(rows[0]["settings"] or "{}"))
 
     def set_settings(self, conversation_id: int, settings: ConversationSettings) -> None:
         """Replace the conversation's generation settings."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("UPDATE conversations SET settings=? WHERE id=?", (json.dumps(settings.to_dict()), conversation_id))
 
     # -- messages --------------------------------------------------------------------------------
@@ -264,8 +176,8 @@ class Store:
         """Append a message under `parent_id` (None: a new root) and select it; returns its id."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        now = self._now()
-        with self._tx() as c:
+        now = self.db.now()
+        with self.db.transaction() as c:
             mid = c.execute(
                 "INSERT INTO messages(conversation_id, parent_id, role, content, status, created_at, model)"
                 " VALUES (?,?,?,?,?,?,?)", (conversation_id, parent_id, role, content, status, now, model)).lastrowid
@@ -291,7 +203,7 @@ class Store:
         """
         if not text:
             return
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("UPDATE messages SET content = content || ? WHERE id=? AND status IN ('streaming', 'interrupted')",
                       (text, message_id))
 
@@ -300,8 +212,8 @@ class Store:
         """Mark a reply complete / stopped / error / interrupted, with its stats (a dict or GenerationStats)."""
         if status not in _FINAL_STATUSES:
             raise ValueError(f"a finished reply cannot have status {status!r}")
-        now = self._now()
-        with self._tx() as c:
+        now = self.db.now()
+        with self.db.transaction() as c:
             c.execute("UPDATE messages SET content = content || ?, status=?, stats=?, error=? WHERE id=?",
                       (append, status, _stats_json(stats), error, message_id))
             c.execute("UPDATE conversations SET updated_at=? WHERE id=(SELECT conversation_id FROM messages WHERE id=?)",
@@ -309,12 +221,12 @@ class Store:
 
     def set_content(self, message_id: int, content: str) -> None:
         """Replace a message's text in place (prefer edit_and_resend, which keeps the old version)."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("UPDATE messages SET content=? WHERE id=?", (content, message_id))
 
     def recover_interrupted(self) -> int:
         """Mark replies left `streaming` by a crash as `interrupted`, keeping their text; returns how many."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             n = c.execute("UPDATE messages SET status='interrupted' WHERE status='streaming'").rowcount
         if n:
             log.info("marked %d unfinished replies as interrupted", n)
@@ -322,18 +234,18 @@ class Store:
 
     def get_message(self, message_id: int) -> Message:
         """One message (KeyError if there is none)."""
-        rows = self._read("SELECT * FROM messages WHERE id=?", (message_id,))
+        rows = self.db.query("SELECT * FROM messages WHERE id=?", (message_id,))
         if not rows:
             raise KeyError(f"no message {message_id}")
         return _message(rows[0])
 
     def load_tree(self, conversation_id: int) -> ConversationTree:
         """The whole message tree of a conversation (one indexed query)."""
-        with self._lock:
-            conv = self._read("SELECT selected_root_id FROM conversations WHERE id=?", (conversation_id,))
+        with self.db.snapshot():
+            conv = self.db.query("SELECT selected_root_id FROM conversations WHERE id=?", (conversation_id,))
             if not conv:
                 raise KeyError(f"no conversation {conversation_id}")
-            rows = self._read("SELECT * FROM messages WHERE conversation_id=? ORDER BY id", (conversation_id,))
+            rows = self.db.query("SELECT * FROM messages WHERE conversation_id=? ORDER BY id", (conversation_id,))
         # Ids grow with creation (import and fork insert parents first), so parents come first.
         return ConversationTree.from_messages(conversation_id, map(_message, rows), conv[0]["selected_root_id"])
 
@@ -354,7 +266,7 @@ class Store:
 
     def select_message(self, message_id: int) -> None:
         """Switch to a version (or branch): `message_id` and its ancestors become the active path."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             self._select(c, message_id)
 
     def regenerate(self, assistant_id: int, model: str | None = None) -> int:
@@ -373,7 +285,7 @@ class Store:
 
     def delete_message(self, message_id: int) -> int:
         """Delete a message and everything below it; returns how many rows went."""
-        with self._tx() as c:
+        with self.db.transaction() as c:
             c.execute("CREATE TEMP TABLE IF NOT EXISTS doomed(id INTEGER PRIMARY KEY)")
             c.execute("DELETE FROM doomed")
             c.execute("INSERT INTO doomed WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL"
@@ -384,16 +296,19 @@ class Store:
 
     def fork(self, message_id: int, title: str | None = None) -> int:
         """A new conversation holding a copy of the path up to `message_id`; returns its id."""
-        return store_export.fork_conversation(self, message_id, title)
+        doc = export.export_json(self, self.get_message(message_id).conversation_id, up_to=message_id)
+        doc["title"] = title if title is not None else f"{doc['title']} (fork)".strip()
+        doc["created_at"] = self.db.now()
+        return export.import_json(self.db, doc)
 
     def export_markdown(self, conversation_id: int) -> str:
         """The active path as a Markdown document."""
-        return store_export.export_markdown(self, conversation_id)
+        return export.export_markdown(self, conversation_id)
 
     def export_json(self, conversation_id: int) -> dict:
-        """The whole tree as a JSON-ready dict with a format version (see store_export)."""
-        return store_export.export_json(self, conversation_id)
+        """The whole tree as a JSON-ready dict with a format version (see lmdesk.core.storage.export)."""
+        return export.export_json(self, conversation_id)
 
     def import_json(self, data: dict | str) -> int:
         """Import an export_json document (dict or JSON text) as a new conversation; returns its id."""
-        return store_export.import_json(self, data)
+        return export.import_json(self.db, data)

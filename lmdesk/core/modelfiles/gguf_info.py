@@ -3,7 +3,9 @@
 The `gguf` package's GGUFReader builds a numpy view for every array element (the 49k-entry token
 list alone), which takes ~2.4 s for the 93 MB embedded model here. Model discovery scans many
 files, so this module parses the header itself with `struct` over an mmap (~0.05 s) and uses the
-`gguf` package only for its tables (value types, quantisation block sizes, file-type names).
+`gguf` package only for its tables (quantisation block sizes, file-type and architecture names),
+imported when a file is first read: importing this module costs no numpy, so the GUI's start-up
+does not pay for it.
 """
 
 from __future__ import annotations
@@ -16,21 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gguf
-
 from lmdesk.core.errors import ModelLoadError
 
 log = logging.getLogger("lmdesk.models")
 
 DEFAULT_N_CTX = 4096  # the context est_ram_bytes is computed for (LoadOptions' default)
 
-_SCALAR = {  # GGUFValueType -> struct format
-    gguf.GGUFValueType.UINT8: "<B", gguf.GGUFValueType.INT8: "<b",
-    gguf.GGUFValueType.UINT16: "<H", gguf.GGUFValueType.INT16: "<h",
-    gguf.GGUFValueType.UINT32: "<I", gguf.GGUFValueType.INT32: "<i",
-    gguf.GGUFValueType.FLOAT32: "<f", gguf.GGUFValueType.BOOL: "<?",
-    gguf.GGUFValueType.UINT64: "<Q", gguf.GGUFValueType.INT64: "<q",
-    gguf.GGUFValueType.FLOAT64: "<d",
+# GGUF metadata value types (fixed by the GGUF specification). They are spelt out here rather
+# than taken from the `gguf` package, which imports numpy (~0.3 s): lmdesk imports this module at
+# start-up, and reads the package's larger tables only when it parses a file.
+_STRING, _ARRAY = 8, 9
+_SCALAR = {  # value type -> struct format
+    0: "<B", 1: "<b",  # UINT8, INT8
+    2: "<H", 3: "<h",  # UINT16, INT16
+    4: "<I", 5: "<i",  # UINT32, INT32
+    6: "<f", 7: "<?",  # FLOAT32, BOOL
+    10: "<Q", 11: "<q",  # UINT64, INT64
+    12: "<d",  # FLOAT64
 }
 # Arrays we keep (the rest, e.g. merges and scores, are skipped without decoding).
 _KEEP_ARRAYS = {"tokenizer.ggml.tokens", "general.languages"}
@@ -155,12 +159,12 @@ class _Cursor:
         return None if raw is None else raw.decode("utf-8", errors="replace")
 
     def value(self, vtype: int, keep: bool) -> Any:
-        if vtype == gguf.GGUFValueType.STRING:
+        if vtype == _STRING:
             return self.string(keep)
-        if vtype == gguf.GGUFValueType.ARRAY:
+        if vtype == _ARRAY:
             etype, count = self.unpack("<I"), self.unpack("<Q")
             if etype in _SCALAR and not keep:  # skip a numeric array in one step
-                nbytes = struct.calcsize(_SCALAR[gguf.GGUFValueType(etype)]) * count
+                nbytes = struct.calcsize(_SCALAR[etype]) * count
                 if self.pos + nbytes > self.end:
                     raise _Corrupt("an array in the header runs past the end of the file")
                 self.pos += nbytes
@@ -170,8 +174,8 @@ class _Cursor:
             items = [self.value(etype, keep) for _ in range(count)]
             return items if keep else None
         try:
-            return self.unpack(_SCALAR[gguf.GGUFValueType(vtype)])
-        except (KeyError, ValueError):
+            return self.unpack(_SCALAR[vtype])
+        except KeyError:
             raise _Corrupt(f"unknown metadata value type {vtype}") from None
 
 
@@ -193,7 +197,7 @@ def _parse(mm: mmap.mmap, p: Path, size: int) -> GGUFInfo:
         for _ in range(n_kv):
             key = cur.string() or ""
             vtype = cur.unpack("<I")
-            keep = vtype != gguf.GGUFValueType.ARRAY or key in _KEEP_ARRAYS or key.endswith(_KEEP_PREFIX)
+            keep = vtype != _ARRAY or key in _KEEP_ARRAYS or key.endswith(_KEEP_PREFIX)
             val = cur.value(vtype, keep)
             if keep:
                 meta[key] = val
@@ -212,6 +216,8 @@ def _parse(mm: mmap.mmap, p: Path, size: int) -> GGUFInfo:
         raise ModelLoadError(
             f"{shown} is not a valid GGUF model (corrupt header: {exc})", "download or convert the model again"
         ) from None
+
+    import gguf  # its tables of quantisation block sizes (and numpy): only once a file is read
 
     align = int(meta.get("general.alignment") or gguf.GGUF_DEFAULT_ALIGNMENT)
     data_offset = -(-cur.pos // align) * align
@@ -283,6 +289,8 @@ def _info_from_meta(p: Path, meta: dict[str, Any], params: int, bytes_by_type: d
 
 def _quant_name(file_type: Any, bytes_by_type: dict[int, int]) -> str:
     """'Q4_1' from general.file_type; else the tensor type holding the most bytes."""
+    import gguf
+
     if isinstance(file_type, int):
         try:
             name = gguf.LlamaFileType(file_type).name
@@ -300,4 +308,6 @@ def _quant_name(file_type: Any, bytes_by_type: dict[int, int]) -> str:
 
 def is_known_architecture(arch: str) -> bool:
     """True if the gguf package (which tracks llama.cpp) knows `arch` as a model architecture."""
+    import gguf
+
     return arch in set(gguf.MODEL_ARCH_NAMES.values())

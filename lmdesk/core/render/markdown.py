@@ -16,13 +16,12 @@ import functools
 import html
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import TextLexer, get_lexer_by_name
-from pygments.util import ClassNotFound
+if TYPE_CHECKING:  # markdown-it and Pygments are imported by the first render, not at start-up
+    from markdown_it import MarkdownIt
+    from pygments.formatters import HtmlFormatter
 
 _SAFE_SCHEMES = {"http", "https", "mailto"}
 
@@ -54,12 +53,17 @@ class Rendered:
 
 @functools.lru_cache(maxsize=4)
 def _formatter(style: str) -> HtmlFormatter:
+    from pygments.formatters import HtmlFormatter
+
     # nowrap: we draw the box ourselves; noclasses: Qt has no stylesheet for classes.
     return HtmlFormatter(style=style, noclasses=True, nowrap=True)
 
 
 @functools.lru_cache(maxsize=64)
 def _lexer(lang: str):
+    from pygments.lexers import TextLexer, get_lexer_by_name
+    from pygments.util import ClassNotFound
+
     try:
         return get_lexer_by_name(lang) if lang else TextLexer()
     except ClassNotFound:
@@ -78,6 +82,8 @@ def _safe_href(url: str) -> bool:
 
 
 def _code_block(self, tokens, idx, options, env) -> str:
+    from pygments import highlight
+
     token = tokens[idx]
     code = token.content[:-1] if token.content.endswith("\n") else token.content
     lang = token.info.split()[0] if token.type == "fence" and token.info.strip() else ""
@@ -139,6 +145,8 @@ def _cell_open(self, tokens, idx, options, env) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     for name, rule in {

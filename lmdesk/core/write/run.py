@@ -1,54 +1,53 @@
-"""One Write action from start to review, without Qt: what it works on, its prompt, its result.
+"""One Write action from start to result, shared by the Write pane and `lmdesk write`.
 
-Offsets here are Python string indices into the document's plain text. Qt's QTextCursor counts
-UTF-16 code units, so an emoji (outside the Basic Multilingual Plane) is one index here and two
-positions there: `to_index` / `to_position` convert, and every offset crossing that line goes
-through them.
+`prepare_action` decides what the action works on, builds its prompt and its token budget;
+`ActionRun.finish` cleans the model's answer and shapes it to replace that range. Both callers go
+through here, so the pane and the command send the same prompt with the same limits for the same
+text. Offsets are Python string indices into the document's plain text (the pane converts Qt's
+UTF-16 positions before and after).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
-from lmdesk.core.tasks import ACTIONS, WriteAction, clean_reply, continuation_glue, max_new_tokens, write_messages
-from lmdesk.core.text_diff import Hunk, diff_words
-from lmdesk.core.chunk_budget import estimate_tokens
+from lmdesk.core.text.chunk_budget import estimate_tokens
+from lmdesk.core.text.reply_clean import clean_reply
+from lmdesk.core.text.word_diff import Hunk, diff_words
+from lmdesk.core.write.actions import ACTIONS, WriteAction, continuation_glue, max_new_tokens, write_messages
 
-_WORD_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W_]+(?:['’-][^\W_]+)*")
-_TEMPLATE_TOKENS = 24  # chat-template markup around the two messages
+__all__ = ["ActionError", "ActionRun", "TextTooLongError", "prepare_action"]
 
-
-def count_words(text: str) -> int:
-    """Words for the status line; each Chinese/Japanese character counts as one."""
-    return len(_WORD_RE.findall(text))
-
-
-def to_index(text: str, position: int) -> int:
-    """The string index of a Qt (UTF-16) position in `text`."""
-    if text.isascii() or all(ord(ch) <= 0xFFFF for ch in text):
-        return position
-    units = 0
-    for i, ch in enumerate(text):
-        if units >= position:
-            return i
-        units += 2 if ord(ch) > 0xFFFF else 1
-    return len(text)
-
-
-def to_position(text: str, index: int) -> int:
-    """The Qt (UTF-16) position of a string index in `text`."""
-    return index + sum(1 for ch in text[:index] if ord(ch) > 0xFFFF)
+TEMPLATE_TOKENS = 24  # chat-template markup around the two messages
+MIN_ANSWER_TOKENS = 32  # below this much room for the answer, the action is refused
+CONTINUE_CONTEXT_CHARS = 8000  # Continue shows the model at most this much text on each side
 
 
 def _prompt_tokens(messages: list[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) for m in messages) + _TEMPLATE_TOKENS
+    return sum(estimate_tokens(m.content) for m in messages) + TEMPLATE_TOKENS
+
+
+def _reserve(n_ctx: int) -> int:
+    """Tokens kept free besides the prompt and the answer (stop tokens, estimate error)."""
+    return max(16, n_ctx // 32)
 
 
 class ActionError(ValueError):
     """The action cannot run as asked (nothing to work on, no instruction, too long)."""
+
+
+class TextTooLongError(ActionError):
+    """The text's prompt leaves too little room for an answer in the model's context."""
+
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"The text is too long for the model's context (about {prompt_tokens:,} of {context_length:,} tokens): "
+            "select a shorter passage, or load the model with a larger context."
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
 
 
 @dataclass
@@ -59,10 +58,9 @@ class ActionRun:
     start: int  # document range replaced by the result (start == end: an insertion at the cursor)
     end: int
     original: str  # document[start:end]
-    before: str  # CONTINUE: the text before the cursor (the model continues it)
+    before: str  # the text before `start` (CONTINUE: what the model continues)
     messages: list[ChatMessage]
     params: GenerationParams
-    req_id: int | None = None
     pieces: list[str] = field(default_factory=list)
     result: str | None = None  # the cleaned result, shaped to replace `original`
     hunks: list[Hunk] = field(default_factory=list)
@@ -97,6 +95,12 @@ class ActionRun:
         self.hunks = diff_words(self.original, result) if result else []
         return result
 
+    def applied_to(self, document: str) -> str:
+        """`document` (the text the run was prepared on) with the finished result in place."""
+        if self.result is None:
+            raise ValueError("the run has not finished")
+        return document[: self.start] + self.result + document[self.end:]
+
 
 def prepare_action(
     action: WriteAction,
@@ -108,11 +112,14 @@ def prepare_action(
     instruction: str = "",
     temperature: float = 0.5,
     seed: int | None = None,
+    max_tokens: int | None = None,
 ) -> ActionRun:
     """The run of `action` on `text` with the selection [sel_start, sel_end) (string indices).
 
     No selection means the whole document; CONTINUE writes at the selection's end (the cursor)
-    and sees the text on both sides. Raises ActionError when there is nothing to do.
+    and sees the text on both sides. The answer may take what the context has left, up to what
+    the action needs for this much text, and never more than `max_tokens` when it is given.
+    Raises ActionError when there is nothing to do, TextTooLongError when it cannot fit.
     """
     spec = ACTIONS[action]
     if spec.needs_instruction and not instruction.strip():
@@ -123,7 +130,7 @@ def prepare_action(
         if not before.strip():
             raise ActionError("Write something first: Continue writing picks up where your text stops.")
         # Long documents: show the model less of both sides until prompt + answer fit.
-        chars = 8000
+        chars = CONTINUE_CONTEXT_CHARS
         while True:
             messages = write_messages(action, before, after=text[end:], max_context_chars=chars)
             if chars <= 250 or _prompt_tokens(messages) < n_ctx // 2:
@@ -138,12 +145,9 @@ def prepare_action(
         messages = write_messages(action, original, instruction=instruction)
         work = original
     prompt = _prompt_tokens(messages)
-    room = n_ctx - prompt - max(16, n_ctx // 32)
-    if room < 32:
-        raise ActionError(
-            f"The text is too long for the model's context (about {prompt:,} of {n_ctx:,} tokens): "
-            "select a shorter passage, or load the model with a larger context."
-        )
-    limit = min(room, max_new_tokens(action, estimate_tokens(work)))
+    room = n_ctx - prompt - _reserve(n_ctx)
+    if room < MIN_ANSWER_TOKENS:
+        raise TextTooLongError(prompt, n_ctx)
+    limit = min(room, max_new_tokens(action, estimate_tokens(work)), max_tokens or room)
     params = GenerationParams(max_tokens=limit, temperature=temperature, seed=seed)
     return ActionRun(action, start, end, original, before, messages, params)

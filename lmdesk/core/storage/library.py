@@ -1,19 +1,16 @@
 """The smaller tables of the store: presets (personas), drafts (the Write pane), and app key-values.
 
 Reached as `store.presets`, `store.drafts`, `store.kv`; each call is one short transaction on the
-store's connection (see lmdesk.core.store for the durability and threading rules).
+store's database (see lmdesk.core.storage.database for the durability and threading rules).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from lmdesk.core.conversation import ConversationSettings
-
-if TYPE_CHECKING:
-    from lmdesk.core.store import Store
+from lmdesk.core.chat.conversation import ConversationSettings
+from lmdesk.core.storage.database import Database
 
 
 @dataclass
@@ -42,8 +39,8 @@ class Draft:
 class Presets:
     """CRUD for presets; names are unique."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def _row(self, r) -> Preset:
         return Preset(r["id"], r["name"], ConversationSettings.from_dict(json.loads(r["settings"] or "{}")),
@@ -51,11 +48,11 @@ class Presets:
 
     def list(self) -> list[Preset]:
         """All presets by name."""
-        return [self._row(r) for r in self._store._read("SELECT * FROM presets ORDER BY name COLLATE NOCASE, id")]
+        return [self._row(r) for r in self._db.query("SELECT * FROM presets ORDER BY name COLLATE NOCASE, id")]
 
     def get(self, preset_id: int) -> Preset:
         """One preset (KeyError if absent)."""
-        rows = self._store._read("SELECT * FROM presets WHERE id=?", (preset_id,))
+        rows = self._db.query("SELECT * FROM presets WHERE id=?", (preset_id,))
         if not rows:
             raise KeyError(f"no preset {preset_id}")
         return self._row(rows[0])
@@ -65,8 +62,8 @@ class Presets:
         name = name.strip()
         if not name:
             raise ValueError("a preset needs a name")
-        now = self._store._now()
-        with self._store._tx() as c:
+        now = self._db.now()
+        with self._db.transaction() as c:
             c.execute("INSERT INTO presets(name, settings, created_at, updated_at) VALUES (?,?,?,?)"
                       " ON CONFLICT(name) DO UPDATE SET settings=excluded.settings, updated_at=excluded.updated_at",
                       (name, json.dumps(settings.to_dict()), now, now))
@@ -74,20 +71,20 @@ class Presets:
 
     def rename(self, preset_id: int, name: str) -> None:
         """Rename a preset (StoreError if the name is taken)."""
-        with self._store._tx() as c:
-            c.execute("UPDATE presets SET name=?, updated_at=? WHERE id=?", (name.strip(), self._store._now(), preset_id))
+        with self._db.transaction() as c:
+            c.execute("UPDATE presets SET name=?, updated_at=? WHERE id=?", (name.strip(), self._db.now(), preset_id))
 
     def delete(self, preset_id: int) -> None:
         """Delete a preset (conversations keep the settings they copied from it)."""
-        with self._store._tx() as c:
+        with self._db.transaction() as c:
             c.execute("DELETE FROM presets WHERE id=?", (preset_id,))
 
 
 class Drafts:
     """CRUD for Write-pane drafts, with soft delete and undo."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     @staticmethod
     def _row(r) -> Draft:
@@ -95,58 +92,58 @@ class Drafts:
 
     def create(self, title: str = "", text: str = "") -> int:
         """A new draft; returns its id."""
-        now = self._store._now()
-        with self._store._tx() as c:
+        now = self._db.now()
+        with self._db.transaction() as c:
             return c.execute("INSERT INTO drafts(title, text, created_at, updated_at) VALUES (?,?,?,?)",
                              (title, text, now, now)).lastrowid
 
     def get(self, draft_id: int) -> Draft:
         """One draft (KeyError if absent)."""
-        rows = self._store._read("SELECT * FROM drafts WHERE id=?", (draft_id,))
+        rows = self._db.query("SELECT * FROM drafts WHERE id=?", (draft_id,))
         if not rows:
             raise KeyError(f"no draft {draft_id}")
         return self._row(rows[0])
 
     def update(self, draft_id: int, title: str | None = None, text: str | None = None) -> None:
         """Change the title and/or text."""
-        with self._store._tx() as c:
+        with self._db.transaction() as c:
             c.execute("UPDATE drafts SET title=COALESCE(?, title), text=COALESCE(?, text), updated_at=? WHERE id=?",
-                      (title, text, self._store._now(), draft_id))
+                      (title, text, self._db.now(), draft_id))
 
     def list(self, deleted: bool = False) -> list[Draft]:
         """Drafts, most recently edited first (the soft-deleted ones with `deleted`)."""
         cond = "deleted_at IS NOT NULL" if deleted else "deleted_at IS NULL"
-        return [self._row(r) for r in self._store._read(f"SELECT * FROM drafts WHERE {cond} ORDER BY updated_at DESC, id DESC")]
+        return [self._row(r) for r in self._db.query(f"SELECT * FROM drafts WHERE {cond} ORDER BY updated_at DESC, id DESC")]
 
     def delete(self, draft_id: int) -> None:
         """Soft delete (undo with `undo_delete`)."""
-        with self._store._tx() as c:
-            c.execute("UPDATE drafts SET deleted_at=? WHERE id=?", (self._store._now(), draft_id))
+        with self._db.transaction() as c:
+            c.execute("UPDATE drafts SET deleted_at=? WHERE id=?", (self._db.now(), draft_id))
 
     def undo_delete(self, draft_id: int) -> None:
         """Bring a soft-deleted draft back."""
-        with self._store._tx() as c:
+        with self._db.transaction() as c:
             c.execute("UPDATE drafts SET deleted_at=NULL WHERE id=?", (draft_id,))
 
     def purge(self, draft_id: int) -> None:
         """Delete a draft for good."""
-        with self._store._tx() as c:
+        with self._db.transaction() as c:
             c.execute("DELETE FROM drafts WHERE id=?", (draft_id,))
 
 
 class KeyValue:
     """Small JSON values of app state (e.g. the last open conversation)."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def get(self, key: str, default: object = None) -> object:
         """The stored value, or `default`."""
-        rows = self._store._read("SELECT value FROM kv WHERE key=?", (key,))
+        rows = self._db.query("SELECT value FROM kv WHERE key=?", (key,))
         return json.loads(rows[0]["value"]) if rows else default
 
     def set(self, key: str, value: object) -> None:
         """Store a JSON-serialisable value."""
-        with self._store._tx() as c:
+        with self._db.transaction() as c:
             c.execute("INSERT INTO kv(key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                       (key, json.dumps(value)))

@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lmdesk.core.store import Store
+from typing import Protocol
 
 log = logging.getLogger("lmdesk.store")
+
+
+class ReplyRow(Protocol):
+    """Where a StreamWriter saves: the streaming-reply methods of lmdesk.core.storage.store.Store."""
+
+    def append_stream(self, message_id: int, text: str) -> None: ...
+
+    def finish_assistant(self, message_id: int, status: str = "complete", stats: object = None,
+                         error: str | None = None, append: str = "") -> None: ...
 
 
 class StreamWriter:
@@ -22,7 +28,7 @@ class StreamWriter:
     from a timer if you want idle text saved too. `clock` is injectable for tests.
     """
 
-    def __init__(self, store: Store, message_id: int, interval: float = 1.0,
+    def __init__(self, store: ReplyRow, message_id: int, interval: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.message_id = message_id
@@ -55,8 +61,8 @@ class StreamWriter:
         self._last_flush = self._clock()
         if not self._pending or self.finished:
             return False
-        chunk = "".join(self._pending)
-        self.store.append_stream(self.message_id, chunk)
+        text = "".join(self._pending)
+        self.store.append_stream(self.message_id, text)
         self._pending.clear()
         return True
 

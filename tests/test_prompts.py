@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 
 from lmdesk.core.messages import ChatMessage
-from lmdesk.core.tasks import (
+from lmdesk.core.text.reply_clean import TRANSLATE, clean_reply
+from lmdesk.core.translate.glossary import GlossaryEntry, glossary_lines, parse_glossary
+from lmdesk.core.translate.prompts import translate_messages
+from lmdesk.core.write.actions import (
     ACTIONS,
-    TRANSLATE,
-    GlossaryEntry,
     WriteAction,
-    clean_reply,
     continuation_glue,
-    glossary_lines,
     max_new_tokens,
     parse_action,
-    parse_glossary,
-    translate_messages,
     write_messages,
 )
 

@@ -8,19 +8,29 @@ export → import → export round trip gives the same document (apart from `upd
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from lmdesk.core.conversation import ROLES, STATUSES, ConversationSettings
-
-if TYPE_CHECKING:
-    from lmdesk.core.store import Store
+from lmdesk.core.chat.conversation import (
+    ROLES, STATUSES, ConversationInfo, ConversationSettings, ConversationTree,
+)
+from lmdesk.core.storage.database import Database, StoreError
 
 FORMAT = "lmdesk.conversation"
 FORMAT_VERSION = 1
 _ROLE_HEADINGS = {"user": "User", "assistant": "Assistant", "system": "System"}
 
 
-def export_json(store: Store, conversation_id: int, up_to: int | None = None) -> dict:
+class ConversationSource(Protocol):
+    """What an export reads: the reading methods of lmdesk.core.storage.store.Store."""
+
+    def get_conversation(self, conversation_id: int) -> ConversationInfo: ...
+
+    def get_settings(self, conversation_id: int) -> ConversationSettings: ...
+
+    def load_tree(self, conversation_id: int) -> ConversationTree: ...
+
+
+def export_json(store: ConversationSource, conversation_id: int, up_to: int | None = None) -> dict:
     """The whole tree of a conversation as a JSON-ready dict (only the path to `up_to`, if given)."""
     info = store.get_conversation(conversation_id)
     tree = store.load_tree(conversation_id)
@@ -52,15 +62,7 @@ def export_json(store: Store, conversation_id: int, up_to: int | None = None) ->
     }
 
 
-def fork_conversation(store: Store, message_id: int, title: str | None = None) -> int:
-    """Copy the path up to a message into a new conversation (an export and import of that path)."""
-    doc = export_json(store, store.get_message(message_id).conversation_id, up_to=message_id)
-    doc["title"] = title if title is not None else f"{doc['title']} (fork)".strip()
-    doc["created_at"] = store._now()
-    return import_json(store, doc)
-
-
-def export_markdown(store: Store, conversation_id: int) -> str:
+def export_markdown(store: ConversationSource, conversation_id: int) -> str:
     """The active path as Markdown: a heading per turn, non-complete replies marked."""
     info = store.get_conversation(conversation_id)
     settings = store.get_settings(conversation_id)
@@ -79,9 +81,7 @@ def export_markdown(store: Store, conversation_id: int) -> str:
     return "\n".join(parts)
 
 
-def _bad(why: str) -> Exception:
-    from lmdesk.core.store import StoreError
-
+def _bad(why: str) -> StoreError:
     return StoreError(f"Not an lmdesk conversation export: {why}", "Choose a file made by Export → JSON")
 
 
@@ -106,7 +106,7 @@ def _check(data: object) -> list[dict]:
     return messages
 
 
-def import_json(store: Store, data: dict | str) -> int:
+def import_json(db: Database, data: dict | str) -> int:
     """Add an exported conversation as a new one (all or nothing); returns its id."""
     if isinstance(data, str):
         try:
@@ -114,9 +114,9 @@ def import_json(store: Store, data: dict | str) -> int:
         except ValueError as exc:
             raise _bad(f"invalid JSON ({exc})") from exc
     messages = _check(data)
-    now = store._now()
+    now = db.now()
     settings = ConversationSettings.from_dict(data.get("settings"))
-    with store._tx() as c:
+    with db.transaction() as c:
         cid = c.execute(
             "INSERT INTO conversations(title, created_at, updated_at, settings) VALUES (?,?,?,?)",
             (str(data.get("title") or ""), float(data.get("created_at") or now), now, json.dumps(settings.to_dict())),

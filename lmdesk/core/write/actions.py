@@ -1,28 +1,23 @@
-"""Prompts for the Write and Translate panes (and `lmdesk write` / `lmdesk translate`).
+"""The actions of the Write pane (and `lmdesk write`): what each does, and its prompt.
 
 Every builder returns ``list[ChatMessage]``: a system message with the rules and a user message
-with the text. The user's text is put between ``<text>`` tags for Write actions so that a text
-that itself reads like an instruction is not obeyed; `clean_reply` removes the tags if a model
-echoes them. Replies are cleaned of chatter by `clean_reply` (lmdesk.core.reply_clean,
-re-exported here).
+with the text. The user's text is put between ``<text>`` tags so that a text that itself reads
+like an instruction is not obeyed; `clean_reply` (lmdesk.core.text.reply_clean) removes the tags
+if a model echoes them, together with the chatter around the result.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from lmdesk.core.languages import AUTO, language_name
 from lmdesk.core.messages import ChatMessage
-from lmdesk.core.reply_clean import TRANSLATE, clean_reply
 
 __all__ = [
-    "ACTIONS", "TRANSLATE", "ActionSpec", "GlossaryEntry", "WriteAction", "clean_reply",
-    "continuation_glue", "glossary_lines", "max_new_tokens", "parse_action", "parse_glossary",
-    "translate_messages", "write_messages",
+    "ACTIONS", "ActionSpec", "WriteAction", "continuation_glue", "max_new_tokens", "parse_action",
+    "write_messages",
 ]
 
 _SAME_LANGUAGE = "Reply in the same language as the text."
@@ -170,90 +165,3 @@ def continuation_glue(before: str, addition: str) -> str:
 def _is_cjk(ch: str) -> bool:
     """True for scripts written without spaces between words."""
     return bool(re.match(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]", ch))
-
-
-# --- translation ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GlossaryEntry:
-    """A term to keep as is (`translation` None) or to translate one fixed way."""
-
-    term: str
-    translation: str | None = None
-
-
-def parse_glossary(text: str) -> list[GlossaryEntry]:
-    """Entries from lines like 'term = translation', 'term -> translation' or a bare 'term'
-    (kept as is); blank lines and lines starting with '#' are ignored."""
-    entries: list[GlossaryEntry] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        term, _, target = _split_entry(line)
-        if term:
-            entries.append(GlossaryEntry(term, target or None))
-    return entries
-
-
-def _split_entry(line: str) -> tuple[str, str, str]:
-    """(term, separator, translation) of one glossary line."""
-    m = re.match(r"(.+?)\s*(=>|->|→|=|\t)\s*(.*)$", line)
-    if not m:
-        return line, "", ""
-    return m.group(1).strip(), m.group(2), m.group(3).strip()
-
-
-def glossary_lines(glossary: Iterable[GlossaryEntry], text: str | None = None) -> list[str]:
-    """Prompt lines for the entries whose term occurs in `text` (all when text is None)."""
-    lines = []
-    low = text.casefold() if text is not None else None
-    for e in glossary:
-        if low is not None and e.term.casefold() not in low:
-            continue  # an entry the chunk doesn't use only costs tokens and distracts small models
-        if e.translation:
-            lines.append(f'- "{e.term}" → "{e.translation}"')
-        else:
-            lines.append(f'- "{e.term}" → keep as is, untranslated')
-    return lines
-
-
-def translate_messages(
-    text: str,
-    target: str,
-    source: str = AUTO,
-    *,
-    glossary: Iterable[GlossaryEntry] = (),
-    context: str = "",
-    filter_glossary: bool = True,
-) -> list[ChatMessage]:
-    """The prompt to translate `text` (one chunk) into `target`; source 'auto' means detect.
-
-    `context` is the end of the text before this chunk (see chunking.previous_tail): shown to
-    the model for coherence, marked as not to be translated. Only glossary entries whose term
-    occurs in the chunk are included. For chunking.plan_budget's `prompt_overhead`, count the
-    tokens of ``translate_messages("", …, context=<longest tail>, filter_glossary=False)``
-    rendered with the chat template: an upper bound for every chunk.
-    """
-    if not target or target == AUTO:
-        raise ValueError("a target language is required")
-    to = language_name(target)
-    if source and source != AUTO:
-        task = f"Translate the user's text from {language_name(source)} into {to}."
-    else:
-        task = f"Detect the language of the user's text and translate it into {to}."
-    rules = [
-        "You are a professional translator.",
-        task,
-        f"Reply with the {to} translation only: no notes, no explanations, no quotes.",
-        "Keep the formatting, line breaks, numbers, URLs, code and names.",
-    ]
-    terms = glossary_lines(glossary, text if filter_glossary else None)
-    if terms:
-        rules.append("Use this glossary:\n" + "\n".join(terms))
-    user = ""
-    if context.strip():
-        user += f"(Context, do not translate: …{context.strip()})\n\n"
-    user += f"Translate into {to}:\n\n{text}"
-    return [ChatMessage("system", "\n".join(rules)), ChatMessage("user", user)]

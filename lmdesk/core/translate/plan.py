@@ -19,13 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lmdesk.core.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS, ChunkBudget, CountTokens, estimate_tokens, plan_budget
-from lmdesk.core.chunking import Chunk, previous_tail, reassemble, split_for_translation
-from lmdesk.core.languages import AUTO, detect_language
+from lmdesk.core.text.chunk_budget import DEFAULT_MAX_CHUNK_TOKENS, ChunkBudget, CountTokens, estimate_tokens, plan_budget
+from lmdesk.core.text.chunking import Chunk, previous_tail, reassemble, split_for_translation
+from lmdesk.core.text.languages import AUTO, detect_language
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
-from lmdesk.core.reply_clean import TRANSLATE, clean_reply
-from lmdesk.core.tasks import GlossaryEntry, translate_messages
+from lmdesk.core.text.reply_clean import TRANSLATE, clean_reply
+from lmdesk.core.translate.glossary import GlossaryEntry
+from lmdesk.core.translate.prompts import translate_messages
 
 __all__ = [
     "TranslateOptions", "TranslationPlan", "paragraphs",

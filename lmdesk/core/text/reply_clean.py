@@ -21,10 +21,6 @@ become empty is returned as it came (stripped).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from lmdesk.core.tasks import WriteAction
 
 TRANSLATE = "translate"  # the task name clean_reply takes for a translation
 
@@ -142,8 +138,9 @@ def _unwrap(text: str, source: str | None) -> str:
     return text
 
 
-def clean_reply(text: str, action: WriteAction | str, source: str | None = None) -> str:
-    """The result without chatter; `source` is the text the action worked on (for the guards)."""
+def clean_reply(text: str, action: str, source: str | None = None) -> str:
+    """The result without chatter; `action` is a Write action (a WriteAction is a str) or TRANSLATE,
+    and `source` is the text the action worked on (for the guards)."""
     out = text.strip()
     if not out:
         return out

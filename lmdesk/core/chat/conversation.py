@@ -3,7 +3,7 @@
 Every edit-and-resend or regenerate adds a *sibling* instead of overwriting, so nothing a user
 saw is ever lost. Each node remembers which child is selected; following those choices from the
 selected root gives the *active path*, which is what the view shows and what the model is sent.
-This module is pure data and logic; lmdesk.core.store persists it.
+This module is pure data and logic; lmdesk.core.storage.store persists it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ class Message:
 
 
 _DEFAULTS = GenerationParams()
+
+
+@dataclass
+class ConversationInfo:
+    """A conversation's row, as the sidebar lists it."""
+
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
 
 
 @dataclass

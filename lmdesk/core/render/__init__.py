@@ -1,0 +1,1 @@
+"""HTML for Qt rich text (markdown with highlighted code)."""

@@ -1,0 +1,112 @@
+"""The SQLite file under the store: opening it safely, schema migrations, short transactions.
+
+Durability: WAL journal with synchronous=NORMAL — a committed transaction survives the process
+being killed at any moment (only a power cut may lose the last commits), and a crash never
+corrupts the file.
+
+Threading: one connection opened with check_same_thread=False and guarded by an RLock, so any
+thread may use it; calls are serialised. Chosen over a connection per thread because the GUI
+thread does nearly all the writing and one connection keeps "one writer" true by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lmdesk.core.errors import LmdeskError
+from lmdesk.core.storage.migrations import SCHEMA_VERSION, migrate
+
+log = logging.getLogger("lmdesk.store")
+
+__all__ = ["Database", "StoreError"]
+
+
+class StoreError(LmdeskError):
+    """The conversation database could not be opened, read or written."""
+
+
+class Database:
+    """One SQLite file in WAL mode, migrated to the current schema, with serialised transactions."""
+
+    def __init__(self, path: str | Path, *, now: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.now = now  # the wall clock for created_at / updated_at columns (injectable for tests)
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._setup()
+        except (sqlite3.Error, StoreError) as exc:
+            if self._conn is not None:
+                self._conn.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"Cannot open the history database {self.path}: {exc}",
+                             "Move the file aside to start a new history") from exc
+
+    def _setup(self) -> None:
+        c = self._conn
+        mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("SQLite refused WAL mode (%s) for %s", mode, self.path)
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA foreign_keys=ON")
+        c.execute("PRAGMA busy_timeout=5000")
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"The history database {self.path} was written by a newer lmdesk "
+                             f"(schema v{version}, this one knows v{SCHEMA_VERSION})", "Update lmdesk")
+        migrate(c)
+        self.has_fts = c.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='messages_fts'").fetchone() is not None
+
+    def close(self) -> None:
+        """Close the connection (a WAL checkpoint happens then); safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; sqlite errors become StoreError for the banner."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("The history database is closed")
+            c = self._conn
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    yield c
+                except BaseException:
+                    c.rollback()
+                    raise
+                c.commit()
+            except sqlite3.Error as exc:
+                log.exception("store write failed")
+                raise StoreError(f"Could not save to the history database: {exc}",
+                                 "Check that the disk is not full") from exc
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """The rows of one read statement; sqlite errors become StoreError."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("The history database is closed")
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"Could not read the history database: {exc}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold the connection for several reads in a row, so no write from another thread lands between them."""
+        with self._lock:
+            yield

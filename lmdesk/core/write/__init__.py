@@ -1,0 +1,1 @@
+"""The Write pane's actions and their prompts."""
