@@ -9,6 +9,7 @@ import time
 import pytest
 
 from lmdesk.cli.common import CancelOnInterrupt, ModelSession
+from lmdesk.config import app_paths
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 
@@ -17,7 +18,7 @@ HI = [ChatMessage("user", "hi")]
 
 def test_first_ctrl_c_cancels_the_job_at_a_token_and_a_second_stops_waiting():
     before = signal.getsignal(signal.SIGINT)
-    with ModelSession() as session:
+    with ModelSession(app_paths().ensure()) as session:
         session.load("fake", "fake:slow", LoadOptions())  # 40 pieces, 0.05 s apart
         job = session.generate(HI, GenerationParams(max_tokens=100))
         pieces = []
@@ -38,7 +39,7 @@ def test_first_ctrl_c_cancels_the_job_at_a_token_and_a_second_stops_waiting():
 
 
 def test_ctrl_c_before_a_job_is_watched_cancels_it_when_it_is():
-    with ModelSession() as session:
+    with ModelSession(app_paths().ensure()) as session:
         session.load("fake", "fake:slow", LoadOptions())
         with CancelOnInterrupt() as ctrl_c:
             os.kill(os.getpid(), signal.SIGINT)

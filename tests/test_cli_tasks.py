@@ -109,8 +109,9 @@ def test_ctrl_c_while_loading_exits_130_not_3(lmdesk_home, monkeypatch, capsys):
     import threading
 
     import lmdesk.backends.fake as fake
-    from lmdesk.cli import write as cli_tasks
     from lmdesk.cli import build_parser
+    from lmdesk.cli import common as cli_common
+    from lmdesk.cli import write as cli_tasks
     from lmdesk.config import app_paths
     from lmdesk.core.errors import ModelLoadError
 
@@ -120,7 +121,7 @@ def test_ctrl_c_while_loading_exits_130_not_3(lmdesk_home, monkeypatch, capsys):
         raise ModelLoadError("loading was cancelled")
 
     monkeypatch.setattr(fake, "load", load_interrupted_by_the_user)
-    monkeypatch.setattr(cli_tasks, "resolve_model", lambda *_args: ("fake", "fake"))
+    monkeypatch.setattr(cli_common, "resolve_model", lambda *_args: ("fake", "fake"))
     monkeypatch.setattr("sys.stdin", io.StringIO("Their going too the park."))
     args = build_parser().parse_args(["write", "--action", "proofread", "-"])
     assert cli_tasks.run(args, app_paths().ensure()) == 130

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
 from lmdesk.cli import build_parser
+from lmdesk.cli import common as cli_common
 from lmdesk.cli import write as cli_write
 from lmdesk.config import app_paths
 from lmdesk.core.params import GenerationParams
@@ -125,7 +126,7 @@ def run_in_cli(monkeypatch, capsys, name: str, text: str, instruction: str):
 
     backend = RecordingBackend(reply=rewrite)
     monkeypatch.setattr(fake, "load", lambda *_args: backend)
-    monkeypatch.setattr(cli_write, "resolve_model", lambda *_args: ("fake", "fake"))
+    monkeypatch.setattr(cli_common, "resolve_model", lambda *_args: ("fake", "fake"))
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
     capsys.readouterr()
     assert cli_write.run(cli_args(name, instruction), app_paths().ensure()) == 0

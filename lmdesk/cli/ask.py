@@ -11,10 +11,9 @@ import sys
 
 from lmdesk.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_GENERATE, EXIT_OK, EXIT_USAGE, ModelSession, add_model_options, describe_stats,
-    end_line, fail, interrupted, load_exit_code, load_model, load_options, positive_int, resolve_model,
-    silence_stdout, temperature, utf8_safe,
+    end_line, interrupted, positive_int, silence_stdout, temperature, utf8_safe,
 )
-from lmdesk.config import Paths, Settings
+from lmdesk.config import Paths
 from lmdesk.core.errors import LmdeskError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
@@ -43,16 +42,11 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     if not prompt.strip():
         print("error: the prompt is empty", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings.load(paths)
-    try:
-        backend, path = resolve_model(args.model, args.backend, paths, settings)
-    except LmdeskError as exc:
-        return fail(exc, load_exit_code(exc), args.debug, args.model)
     messages = ([ChatMessage("system", args.system)] if args.system else []) + [ChatMessage("user", prompt)]
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     out = utf8_safe(sys.stdout)
     with ModelSession(paths) as session:
-        code = load_model(session, backend, path, load_options(args, settings, path), args.debug)
+        code = session.open_model(args)
         if code is not None:
             if session.interrupted:
                 end_line(out, "")

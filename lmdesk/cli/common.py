@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -245,11 +245,11 @@ class ModelSession:
     Every job it starts is the one Ctrl+C cancels; after a Ctrl+C, later jobs start cancelled.
     """
 
-    def __init__(self, paths: Paths | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, paths: Paths, engine: Engine | None = None) -> None:
         from lmdesk.engine.engine import Engine
 
-        cache = paths.cache if paths is not None else None  # where backends keep converted models
-        self.engine = engine if engine is not None else Engine(cache_dir=cache)
+        self.paths = paths
+        self.engine = engine if engine is not None else Engine(cache_dir=paths.cache)  # backends keep converted models there
         self.ctrl_c = CancelOnInterrupt()
         self.model: LoadedModel | None = None
         self.load_seconds = 0.0
@@ -288,25 +288,36 @@ class ModelSession:
         assert self.model is not None
         return self.model
 
+    def open_model(self, args: argparse.Namespace, failure_code: int | None = None,
+                   announce: Callable[[str, str], None] | None = None) -> int | None:
+        """Resolve --model/--backend and load that model: None once it is ready, else the exit
+        code after its error line (`failure_code`, by default 3, or 2 for an unavailable backend)
+        or after `interrupted`. `announce(backend, path)` runs between the two steps."""
+        from lmdesk.engine.jobs import JobCancelled
+
+        settings = Settings.load(self.paths)
+        try:
+            backend, path = resolve_model(args.model, args.backend, self.paths, settings)
+        except LmdeskError as exc:
+            code = failure_code if failure_code is not None else load_exit_code(exc)
+            return self.fail(exc, code, args.debug, args.model)
+        if announce is not None:
+            announce(backend, path)
+        try:
+            self.load(backend, path, load_options(args, settings, path))
+        except JobCancelled:  # Ctrl+C during the load ends it as cancelled: not an error of the model
+            self.close()
+            return interrupted()
+        except LmdeskError as exc:
+            if self.interrupted:
+                self.close()
+                return interrupted()
+            code = failure_code if failure_code is not None else load_exit_code(exc)
+            return self.fail(exc, code, args.debug, path)
+        return interrupted() if self.interrupted else None
+
     def generate(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Job:
         """Start a generation with the loaded model; its job streams the reply."""
         return self.ctrl_c.watch(self.engine.generate(messages, params))
 
 
-def load_model(session: ModelSession, backend: str, path: str, options: LoadOptions, debug: bool,
-               failure_code: int | None = None) -> int | None:
-    """Load the chosen model: None once it is ready, else the exit code after its error line
-    (`failure_code`, by default 3, or 2 for an unavailable backend) or after `interrupted`."""
-    from lmdesk.engine.jobs import JobCancelled
-
-    try:
-        session.load(backend, path, options)
-    except JobCancelled:  # Ctrl+C during the load ends it as cancelled: not an error of the model
-        session.close()
-        return interrupted()
-    except LmdeskError as exc:
-        if session.interrupted:
-            session.close()
-            return interrupted()
-        return session.fail(exc, failure_code if failure_code is not None else load_exit_code(exc), debug, path)
-    return interrupted() if session.interrupted else None

@@ -10,10 +10,9 @@ import argparse
 import sys
 
 from lmdesk.cli.common import (
-    EXIT_OK, EXIT_SELF_TEST, ModelSession, describe_stats, fail, interrupted, load_model, load_options,
-    resolve_model,
+    EXIT_OK, EXIT_SELF_TEST, ModelSession, describe_stats, interrupted,
 )
-from lmdesk.config import Paths, Settings
+from lmdesk.config import Paths
 from lmdesk.core.errors import LmdeskError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams
@@ -23,15 +22,9 @@ SELF_TEST_PROMPT = "Say hello in one short sentence."
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
     """Run the self-test; returns the exit code."""
-    settings = Settings.load(paths)
-    try:
-        backend, path = resolve_model(args.model, args.backend, paths, settings)
-    except LmdeskError as exc:
-        return fail(exc, EXIT_SELF_TEST, args.debug, args.model)
-    print(f"self-test: loading {path} ({backend})", flush=True)
     with ModelSession(paths) as session:
-        code = load_model(session, backend, path, load_options(args, settings, path), args.debug,
-                          failure_code=EXIT_SELF_TEST)
+        code = session.open_model(args, failure_code=EXIT_SELF_TEST, announce=lambda backend, path: print(
+            f"self-test: loading {path} ({backend})", flush=True))
         if code is not None:
             return code
         job = session.generate([ChatMessage("user", SELF_TEST_PROMPT)],

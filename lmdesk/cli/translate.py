@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, TextIO
 
 from lmdesk.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_GENERATE, EXIT_OK, EXIT_USAGE, ModelSession, UsageError, add_text_options, end_line,
-    fail, interrupted, load_exit_code, load_model, load_options, read_input, resolve_model, silence_stdout,
+    interrupted, read_input, silence_stdout,
     utf8_safe,
 )
-from lmdesk.config import Paths, Settings
+from lmdesk.config import Paths
 from lmdesk.core.errors import ContextOverflowError, LmdeskError
 from lmdesk.core.text.languages import AUTO, find_language
 from lmdesk.core.translate.glossary import parse_glossary
@@ -45,14 +45,9 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings.load(paths)
-    try:
-        backend, path = resolve_model(args.model, args.backend, paths, settings)
-    except LmdeskError as exc:
-        return fail(exc, load_exit_code(exc), args.debug, args.model)
     out = utf8_safe(sys.stdout)
     with ModelSession(paths) as session:
-        code = load_model(session, backend, path, load_options(args, settings, path), args.debug)
+        code = session.open_model(args)
         if code is not None:
             return code
         try:

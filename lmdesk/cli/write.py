@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from lmdesk.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_GENERATE, EXIT_OK, EXIT_USAGE, ModelSession, UsageError, add_text_options,
-    describe_stats, end_line, fail, interrupted, load_exit_code, load_model, load_options, read_input,
-    resolve_model, silence_stdout, utf8_safe,
+    describe_stats, end_line, interrupted, read_input,
+    silence_stdout, utf8_safe,
 )
-from lmdesk.config import Paths, Settings
+from lmdesk.config import Paths
 from lmdesk.core.errors import ContextOverflowError, LmdeskError
 from lmdesk.core.write.actions import ACTIONS, WriteAction, parse_action
 
@@ -66,14 +66,9 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings.load(paths)
-    try:
-        backend, path = resolve_model(args.model, args.backend, paths, settings)
-    except LmdeskError as exc:
-        return fail(exc, load_exit_code(exc), args.debug, args.model)
     out = utf8_safe(sys.stdout)
     with ModelSession(paths) as session:
-        code = load_model(session, backend, path, load_options(args, settings, path), args.debug)
+        code = session.open_model(args)
         if code is not None:
             return code
         assert session.model is not None

@@ -150,7 +150,9 @@ class EngineBridge(QObject):
 
     def submit(self, request: Request, slot: str = MAIN_SLOT) -> QtJob:
         """Queue any request on `slot`; returns its job at once (RuntimeError after shutdown)."""
-        qjob = QtJob(request, slot, self)
+        # No Qt parent: a job lives as long as someone holds it (the bridge does until its end),
+        # so the many short count jobs of a long session do not pile up as children.
+        qjob = QtJob(request, slot)
         qjob.job = self._engine.submit(request, slot, lambda kind, value: self._sig_event.emit(qjob, kind, value))
         self._jobs[request.id] = qjob
         return qjob

@@ -37,7 +37,7 @@ class ConversationFiles(QObject):
         self.bridge, self.store = bridge, store
 
     def export(self, conversation_id: int, fmt: str, path: str) -> int:
-        """Write the conversation to `path` in `fmt` ("markdown" or "json"); returns the task id."""
+        """Write the conversation to `path` in `fmt` ("markdown" or "json"); returns the background call's id."""
         store = self.store  # the store is thread-safe; the task touches no widget
 
         def work() -> str:
@@ -51,7 +51,7 @@ class ConversationFiles(QObject):
         return self.bridge.call_in_background(work, self.sig_exported.emit, lambda msg: self.sig_error.emit(f"Export failed: {msg}"))
 
     def import_file(self, path: str) -> int:
-        """Import a JSON export as a new conversation; returns the task id."""
+        """Import a JSON export as a new conversation; returns the background call's id."""
         store = self.store
 
         def work() -> int:
