@@ -122,6 +122,9 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="lmdesk-startup-")
     env.update(LMDESK_HOME=home, PYTHONPATH=str(ROOT))
     env.pop("LMDESK_DEFAULT_MODEL", None)
+    # The warm-up launch writes the .pyc files, as a user's first launch does; with this set
+    # (some CI images do) every launch would compile the changed sources again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     times: dict[str, list[float]] = {"bare": [], "lmdesk": []}
     try:
         try:

@@ -287,13 +287,26 @@ def test_cjk_generation_has_no_replacement_chars(backend):
     assert any(ord(c) > 0x2E80 for c in text)  # it did produce CJK or emoji
 
 
-def test_seeded_sampling_is_reproducible(backend):
+def test_seeded_sampling_is_reproducible(embedded_model_path):
+    """The seed alone decides what is sampled: what the request before it sampled changes nothing.
+
+    Both runs start from the same KV-cache state (a fresh model that answered the same other
+    prompt first): llama.cpp promises the same floats only for the same cache state and batching,
+    and on some CPUs a different one changes a near-tie."""
     msgs = [M("user", "Tell me a short story about a cat.")]
     params = GenerationParams(max_tokens=30, temperature=0.9, seed=1234)
-    first, _ = run(backend, msgs, params)
-    run(backend, [M("user", "Something else entirely.")], GenerationParams(max_tokens=5, temperature=1.0))
-    second, _ = run(backend, msgs, params)
-    assert "".join(first) == "".join(second)
+
+    def story_after_another_request(seed: int) -> str:
+        b = load_backend("llama", embedded_model_path)
+        try:
+            run(b, [M("user", "Something else entirely.")], GenerationParams(max_tokens=5, temperature=1.0, seed=seed))
+            pieces, stats = run(b, msgs, params)
+            assert stats.generated_tokens > 0
+            return "".join(pieces)
+        finally:
+            b.close()
+
+    assert story_after_another_request(1) == story_after_another_request(2)
 
 
 def test_no_doubled_bos(backend, monkeypatch):

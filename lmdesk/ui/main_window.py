@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
@@ -24,8 +25,10 @@ from lmdesk.ui.chat.files import FORMATS, ConversationFiles, default_file_name
 from lmdesk.ui.chat.render import stats_line
 from lmdesk.ui.model_bar import ModelBar
 from lmdesk.ui.theme import THEMES, apply_theme
-from lmdesk.ui.translate_pane import TranslatePane
-from lmdesk.ui.write_pane import WritePane
+
+if TYPE_CHECKING:  # built on first use: their imports and widgets are not on the first paint's path
+    from lmdesk.ui.translate_pane import TranslatePane
+    from lmdesk.ui.write_pane import WritePane
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -52,14 +55,16 @@ class MainWindow(QMainWindow):
         self.banner = Banner()
         self.model_bar = ModelBar(settings)
         self.chat = ChatPane(bridge, store)
-        self.write = WritePane(bridge, store)
-        self.translate = TranslatePane(bridge, store)
         self.files = ConversationFiles(bridge, store, self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.chat, "Chat")
-        self.tabs.addTab(self.write, "Write")
-        self.tabs.addTab(self.translate, "Translate")
+        # Write and Translate start as empty pages and are built when first shown or used (or
+        # just after the first paint), so the window appears without waiting for them.
+        self._panes: dict[str, QWidget] = {}
+        self._placeholders = {"Write": QWidget(), "Translate": QWidget()}
+        for label, page in self._placeholders.items():
+            self.tabs.addTab(page, label)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(10, 8, 10, 6)
@@ -76,8 +81,7 @@ class MainWindow(QMainWindow):
         self.model_bar.sig_load_requested.connect(self.load_model)
         self.model_bar.sig_options_changed.connect(self.load_model)
         self.model_bar.sig_cancel_requested.connect(self.cancel_loads)
-        for pane in (self.chat, self.write, self.translate):
-            pane.sig_error.connect(self.banner.show_message)
+        self.chat.sig_error.connect(self.banner.show_message)
         self.chat.sig_info.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.chat.sig_reply_finished.connect(self._on_reply_finished)
         self.files.sig_error.connect(self.banner.show_message)
@@ -86,10 +90,56 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_os_scheme)
         self.set_theme(settings.theme if settings.theme in THEMES else "system")
         self._restore_state()
-        self.tabs.currentChanged.connect(lambda _index: self.focus_current_pane())
-        self.focus_current_pane()
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self._on_tab_changed(self.tabs.currentIndex())
         # The last conversation is rendered (markdown, code highlighting) once the window is up.
         self.after_first_paint(self._restore_conversation)
+        self.after_first_paint(lambda: QTimer.singleShot(0, self._build_remaining_panes))
+
+    # -- the Write and Translate panes, built on first use -----------------------------------------
+
+    @property
+    def write(self) -> WritePane:
+        """The Write pane (built now if it has not been yet)."""
+        return self._pane("Write")  # type: ignore[return-value]
+
+    @property
+    def translate(self) -> TranslatePane:
+        """The Translate pane (built now if it has not been yet)."""
+        return self._pane("Translate")  # type: ignore[return-value]
+
+    def _pane(self, label: str) -> QWidget:
+        pane = self._panes.get(label)
+        if pane is None:
+            if label == "Write":
+                from lmdesk.ui.write_pane import WritePane
+
+                pane = WritePane(self.bridge, self.store)
+            else:
+                from lmdesk.ui.translate_pane import TranslatePane
+
+                pane = TranslatePane(self.bridge, self.store)
+            pane.sig_error.connect(self.banner.show_message)
+            self._panes[label] = pane
+            placeholder = self._placeholders.pop(label)
+            index, current = self.tabs.indexOf(placeholder), self.tabs.currentIndex()
+            self.tabs.blockSignals(True)  # swapping the page is not a change of tab
+            self.tabs.insertTab(index, pane, label)
+            self.tabs.removeTab(index + 1)
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+            placeholder.deleteLater()
+        return pane
+
+    def _build_remaining_panes(self) -> None:
+        for label in list(self._placeholders):
+            self._pane(label)
+
+    def _on_tab_changed(self, index: int) -> None:
+        label = self.tabs.tabText(index)
+        if label in self._placeholders:
+            self._pane(label)
+        self.focus_current_pane()
 
     # -- menus -------------------------------------------------------------------------------------
 
@@ -144,11 +194,15 @@ class MainWindow(QMainWindow):
     def focus_current_pane(self) -> None:
         """Give the keyboard to the open tab's text box: the chat composer, Write's editor, or
         Translate's source text (at launch, and whenever the tab changes)."""
-        target = {
-            self.chat: self.chat.composer,
-            self.write: self.write.editor,
-            self.translate: self.translate.source,
-        }.get(self.tabs.currentWidget())
+        current = self.tabs.currentWidget()
+        if current is self.chat:
+            target = self.chat.composer
+        elif current is self._panes.get("Write"):
+            target = self.write.editor
+        elif current is self._panes.get("Translate"):
+            target = self.translate.source
+        else:
+            target = None
         if target is not None:
             target.setFocus(Qt.OtherFocusReason)
 

