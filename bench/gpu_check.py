@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing lmdesk as well
 
+from lmdesk.core.errors import LmdeskError  # noqa: E402
 from lmdesk.core.messages import ChatMessage  # noqa: E402
 from lmdesk.core.params import GenerationParams, LoadOptions  # noqa: E402
 from lmdesk.engine.engine import Engine  # noqa: E402
@@ -73,7 +74,8 @@ def wait(job: Job, what: str, timeout: float = 240.0) -> object:
     except TimeoutError:
         raise SystemExit(f"{what} timed out after {timeout:.0f} s") from None
     except Exception as exc:  # noqa: BLE001 — the job's typed error, said in one line
-        raise SystemExit(f"{what} failed: {getattr(exc, 'user_text', lambda: str(exc))()}") from None
+        message = exc.user_text() if isinstance(exc, LmdeskError) else str(exc)
+        raise SystemExit(f"{what} failed: {message}") from None
 
 
 def run_lmdesk(engine: Engine, messages, params: GenerationParams) -> dict:

@@ -123,9 +123,8 @@ class Job:
 
     def deliver(self, kind: str, value: object) -> None:
         """Record one event from the worker and pass it to the listeners."""
-        if kind == "finished" and self._is_cancel(value):
-            kind = "cancelled"
-            value = value if isinstance(value, GenerationStats) else None
+        if kind == "finished" and isinstance(value, GenerationStats) and value.stop_reason == "cancelled":
+            kind = "cancelled"  # a stopped generation: its stats say how far it got
         elif kind == "failed" and not isinstance(self.request, GenerateRequest) and self.request.cancel.is_set():
             kind, value = "cancelled", None  # a load or count the caller cancelled is not an error
         with self._cond:
@@ -147,6 +146,3 @@ class Job:
                 listener(kind, value)
             except Exception:  # noqa: BLE001 — a listener's bug must not stop the worker
                 log.exception("job %s listener failed on %s", self.id, kind)
-
-    def _is_cancel(self, value: object) -> bool:
-        return isinstance(value, GenerationStats) and value.stop_reason == "cancelled"

