@@ -164,3 +164,18 @@ def make_lora_gguf(folder: Path, name: str = "zero-lora.gguf", dim: int = 576, r
     writer.write_tensors_to_file()
     writer.close()
     return p
+
+
+def make_model_with_template(folder: Path, template: str, real_model: str | Path | None = None,
+                             name: str = "templated.gguf") -> Path:
+    """A copy of a real model (the embedded one by default) whose chat template is `template`."""
+    import subprocess
+    import sys
+
+    p = Path(folder) / name
+    subprocess.run(
+        [sys.executable, "-m", "gguf.scripts.gguf_new_metadata", "--chat-template", template, "--force",
+         str(_real_model(real_model)), str(p)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return p

@@ -251,3 +251,36 @@ def test_context_meter_and_draft_show_the_models_exact_count(qtbot, win, fake_mo
     qtbot.waitUntil(lambda: chat.panel.tokens.text().startswith("Draft = "), timeout=10_000)
     left = 4096 - expected - 14
     assert chat.panel.tokens.text() == f"Draft = 14 tokens · {left:,} left in context"  # the fake: 40/4 + 4
+
+
+def test_a_message_sent_while_the_model_loads_is_answered_once_it_is_ready(qtbot, fake_model):
+    """Typing right after launch: the reply waits in the engine's queue behind the load."""
+    import threading
+
+    from lmdesk.config import Settings, app_paths
+    from lmdesk.core.storage.store import Store
+    from lmdesk.engine.bridge import EngineBridge
+    from lmdesk.ui.main_window import MainWindow
+    from tests.chat_support import close_window
+
+    gate = threading.Event()
+
+    def slow_loader(*_args):
+        assert gate.wait(30)
+        return fake_model
+
+    paths = app_paths().ensure()
+    win = MainWindow(EngineBridge(loader=slow_loader), paths, Settings.load(paths), Store(paths.database))
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.load_model("fake", "fake")
+        assert win.bridge.model is None and win.bridge.loading()
+        send(qtbot, win, "typed at once", wait=False)
+        assert not win.banner.isVisible() and win.chat.composer.toPlainText() == ""  # saved and queued
+        assert win.chat.generating
+        with qtbot.waitSignal(win.chat.streamer.sig_done, timeout=10_000):
+            gate.set()
+        assert [(m.role, m.content) for m in win.chat.path] == [("user", "typed at once"), ("assistant", "Hello, world!")]
+    finally:
+        close_window(win)

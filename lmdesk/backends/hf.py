@@ -181,6 +181,9 @@ class HFBackend:
         start = time.perf_counter()
         n_ctx = self.context_length
         ids, dropped = fit_and_tokenize(messages, self.count_tokens, self.prompt_ids, n_ctx, params)
+        if not ids:
+            raise GenerationError("the model's chat template produced no prompt",
+                                  "choose another model, or report the broken template to its publisher")
         stats = GenerationStats(stop_reason="stop", prompt_tokens=len(ids), dropped_messages=dropped)
         max_new = max(1, min(params.max_tokens, n_ctx - len(ids)))
         try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lmdesk.backends.base import Capabilities, ProgressCallback
-from lmdesk.core.modelfiles.chat_template import render_chat
+from lmdesk.core.modelfiles.chat_template import RenderCancelled, render_chat
 from lmdesk.core.chat.context_window import fit_and_tokenize
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.modelfiles.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
@@ -256,9 +256,11 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------ prompt text and tokens
 
-    def render(self, messages: Sequence[ChatMessage]) -> str:
-        """The prompt text: the model's chat template (ChatML if it has none) with the reply prompt."""
-        return render_chat(messages, self.info.chat_template, self.info.bos_token, self.info.eos_token)
+    def render(self, messages: Sequence[ChatMessage], cancel: threading.Event | None = None) -> str:
+        """The prompt text: the model's chat template (ChatML if it has none) with the reply prompt.
+
+        The template is untrusted: it renders under a time limit and stops when `cancel` is set."""
+        return render_chat(messages, self.info.chat_template, self.info.bos_token, self.info.eos_token, cancel=cancel)
 
     def tokenize_prompt(self, text: str) -> list[int]:
         """Tokens of a rendered prompt: special tokens parsed, BOS added once at most.
@@ -414,15 +416,21 @@ class LlamaCppBackend:
             key = tuple(msgs)  # the context policy counts, then tokenises, the same messages
             text = rendered.get(key)
             if text is None:
-                text = rendered[key] = self.render(msgs)
+                text = rendered[key] = self.render(msgs, cancel)
             return self.tokenize_prompt(text)
 
         try:
             tokens, dropped = fit_and_tokenize(messages, lambda m: len(tokenize(m)), tokenize, n_ctx, params)
+        except RenderCancelled:
+            yield GenerationStats(stop_reason="cancelled")
+            return
         except LmdeskError:
             raise
         except Exception as exc:
             raise GenerationError(f"could not prepare the prompt: {exc}") from exc
+        if not tokens:  # llama.cpp aborts the whole process on a prompt without tokens
+            raise GenerationError("the model's chat template produced no prompt",
+                                  "choose another model, or report the broken template to its publisher")
         stats = GenerationStats(stop_reason="stop", prompt_tokens=len(tokens), dropped_messages=dropped)
         try:
             yield from self._run(tokens, params, cancel, stats, start)

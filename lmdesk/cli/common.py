@@ -115,6 +115,15 @@ def interrupted() -> int:
 # ---- model choice -------------------------------------------------------------------------------
 
 
+def read_settings(paths: Paths) -> Settings:
+    """The user's settings for a command: a file that cannot be used gives defaults and one
+    `warning:` line on stderr; a command never moves or rewrites the file (the app does)."""
+    settings = Settings.load(paths, set_aside=False)
+    if settings.load_problem:
+        print(f"warning: {settings.load_problem}", file=sys.stderr)
+    return settings
+
+
 def resolve_model(model: str | None, backend: str | None, paths: Paths, settings: Settings) -> tuple[str, str]:
     """(backend, path) for --model/--backend; raises ModelLoadError for a bad or unknown model."""
     from lmdesk.core.modelfiles.discovery import default_model, find_model  # reads the filesystem; keep start-up lean
@@ -295,7 +304,7 @@ class ModelSession:
         or after `interrupted`. `announce(backend, path)` runs between the two steps."""
         from lmdesk.engine.jobs import JobCancelled
 
-        settings = Settings.load(self.paths)
+        settings = read_settings(self.paths)
         try:
             backend, path = resolve_model(args.model, args.backend, self.paths, settings)
         except LmdeskError as exc:

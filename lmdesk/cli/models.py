@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmdesk.cli.common import EXIT_OK
-from lmdesk.config import Paths, Settings
+from lmdesk.cli.common import EXIT_OK, read_settings
+from lmdesk.config import Paths
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     """Print the table on stdout ("no models found" on stderr when there are none); exit 0."""
     from lmdesk.core.modelfiles.discovery import discover_models, human_size  # reads GGUF headers
 
-    found = discover_models(paths, Settings.load(paths))
+    found = discover_models(paths, read_settings(paths))
     if not found:
         print("no models found", file=sys.stderr)
         return EXIT_OK

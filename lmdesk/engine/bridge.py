@@ -129,6 +129,10 @@ class EngineBridge(QObject):
         """The model of `slot`, as the GUI has been told of it."""
         return self._models.get(slot)
 
+    def loading(self, slot: str = MAIN_SLOT) -> bool:
+        """A model load into `slot` is queued or running (a generation submitted now runs after it)."""
+        return any(isinstance(j.request, LoadRequest) and j.slot == slot for j in self._jobs.values())
+
     @property
     def busy(self) -> bool:
         """True while any submitted job has not yet delivered its final signal."""

@@ -62,10 +62,28 @@ def create_window(model: str | None = None, backend: str | None = None, paths: P
 
 def single_instance_lock(paths: Paths) -> QLockFile | None:
     """Hold a lock in the data folder, or None if another lmdesk holds it. Two instances on one
-    history file would mark each other's streaming replies as interrupted."""
+    history file would mark each other's streaming replies as interrupted. Raises LmdeskError when
+    the lock file cannot be created at all (e.g. the data folder is not writable)."""
     lock = QLockFile(str(paths.data / "lmdesk.lock"))
     lock.setStaleLockTime(0)  # a crashed instance's lock is detected by its dead PID, not by age
-    return lock if lock.tryLock(100) else None
+    if lock.tryLock(100):
+        return lock
+    if lock.error() == QLockFile.LockError.LockFailedError:
+        return None
+    raise LmdeskError(f"lmdesk cannot write to its data folder {paths.data} ({_write_problem(paths.data)})",
+                      "Make the folder writable, or set LMDESK_HOME to a folder that is")
+
+
+def _write_problem(folder) -> str:
+    """Why a file cannot be created in `folder`, in the operating system's words."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return "the lock file could not be created"
 
 
 def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) -> int:
@@ -76,7 +94,12 @@ def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("lmdesk")
     app.setApplicationDisplayName("lmdesk")
-    lock = single_instance_lock(paths)
+    try:
+        lock = single_instance_lock(paths)
+    except LmdeskError as exc:
+        log.error("cannot start: %s", exc.user_text())
+        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        return 3
     if lock is None:
         QMessageBox.information(None, "lmdesk", "lmdesk is already running: switch to its window.")
         return 1

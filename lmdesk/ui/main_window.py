@@ -90,6 +90,8 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_os_scheme)
         self.set_theme(settings.theme if settings.theme in THEMES else "system")
         self._restore_state()
+        if settings.load_problem:  # a broken settings.json: say what was reset and where it went
+            self.banner.show_message(settings.load_problem)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self._on_tab_changed(self.tabs.currentIndex())
         # The last conversation is rendered (markdown, code highlighting) once the window is up.
@@ -132,6 +134,8 @@ class MainWindow(QMainWindow):
         return pane
 
     def _build_remaining_panes(self) -> None:
+        if not self.isVisible():  # closed before the event loop came back here: its store is closed
+            return
         for label in list(self._placeholders):
             self._pane(label)
 

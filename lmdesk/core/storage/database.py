@@ -12,7 +12,9 @@ thread does nearly all the writing and one connection keeps "one writer" true by
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,29 @@ class StoreError(LmdeskError):
     """The conversation database could not be opened, read or written."""
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file (and missing folders) readable by the user only: chat history is
+    private. SQLite gives the -wal and -shm files the same mode as the database file."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        _make_private(path)
+
+
+def _make_private(path: Path) -> None:
+    """Drop group/other permissions of an existing file this user owns."""
+    try:
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and (not hasattr(os, "getuid") or st.st_uid == os.getuid()):
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not make %s private: %s", path, exc)
+
+
 class Database:
     """One SQLite file in WAL mode, migrated to the current schema, with serialised transactions."""
 
@@ -38,9 +63,9 @@ class Database:
         self.path = Path(path)
         self.now = now  # the wall clock for created_at / updated_at columns (injectable for tests)
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn: sqlite3.Connection | None = None
         try:
+            _create_private(self.path)
             self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._setup()
@@ -51,12 +76,17 @@ class Database:
                 raise
             raise StoreError(f"Cannot open the history database {self.path}: {exc}",
                              "Move the file aside to start a new history") from exc
+        except OSError as exc:
+            raise StoreError(f"Cannot create the history database {self.path}: {exc.strerror or exc}",
+                             "Check that the folder exists and is writable") from exc
 
     def _setup(self) -> None:
         c = self._conn
         mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             log.warning("SQLite refused WAL mode (%s) for %s", mode, self.path)
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode; older files may differ
+            _make_private(self.path.with_name(self.path.name + suffix))
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")
         c.execute("PRAGMA busy_timeout=5000")

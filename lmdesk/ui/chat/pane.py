@@ -210,9 +210,11 @@ class ChatPane(QWidget):
         if self.generating:
             self.sig_info.emit(BUSY_NOTE)
             return
-        if self.bridge.model is None:
-            self.sig_error.emit("No model is loaded yet — wait for it to finish loading, or pick one above.")
+        if self.bridge.model is None and not self.bridge.loading():
+            self.sig_error.emit("No model is loaded yet — pick one above.")
             return
+        # While the model is still loading, the reply is queued behind the load and starts when
+        # it is ready: a message typed right after launch is answered, not refused.
         try:
             if self.panel.editing_id is not None:
                 user_id = self.store.edit_and_resend(self.panel.editing_id, text)
