@@ -1,13 +1,17 @@
-"""Run by test_chat_crash.py: the real app window on the embedded model, streaming a long reply.
+"""Run by test_chat_crash.py and test_quit_signals.py: the real app window on the embedded model,
+streaming a long reply.
 
 It finishes one short exchange, then asks for a long reply, and prints a line each time the
-reply's saved text grows (`saved <message id> <json text>`), so the parent can SIGKILL it
-mid-stream knowing what must have survived. Not a test module (no test_ prefix).
+reply's saved text grows (`saved <message id> <json text>`), so the parent can kill or signal it
+mid-stream knowing what must have survived. With `--app` it runs the whole `python -m lmdesk`
+start-up (lock file, signal handling, shutdown), driving the window that start-up builds.
+Not a test module (no test_ prefix).
 """
 
 from __future__ import annotations
 
 import json
+import runpy
 import sys
 
 from PySide6.QtCore import QTimer
@@ -17,9 +21,8 @@ from lmdesk.core.chat.conversation import ConversationSettings
 from lmdesk.ui.app import create_window
 
 
-def main() -> int:
-    app = QApplication(sys.argv)
-    win = create_window()
+def drive(win) -> QTimer:
+    """Connect the script to `win`; returns the polling timer, which the caller must keep."""
     chat = win.chat
     state = {"stage": 0, "saved": 0}
 
@@ -58,9 +61,34 @@ def main() -> int:
     timer = QTimer(interval=20)
     timer.timeout.connect(poll)
     timer.start()
+    return timer
+
+
+def main() -> int:
+    app = QApplication(sys.argv)
+    win = create_window()
+    timer = drive(win)  # noqa: F841 (kept alive until the event loop ends)
     win.show()
     return app.exec()
 
 
+def run_app() -> None:
+    """`python -m lmdesk` with the window it builds driven by this script; exits with its code."""
+    import lmdesk.ui.app as app_module
+
+    build, timers = app_module.build_window, []
+
+    def build_and_drive(paths):
+        win = build(paths)
+        timers.append(drive(win))
+        return win
+
+    app_module.build_window = build_and_drive
+    sys.argv = ["lmdesk"]
+    runpy.run_module("lmdesk", run_name="__main__", alter_sys=True)  # ends with sys.exit
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--app"]:
+        run_app()
     sys.exit(main())

@@ -218,3 +218,28 @@ def test_importing_lmdesk_does_not_import_torch():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_cli_routes_a_pickle_folder_to_the_torch_backend_and_says_its_own_reason(model_copy, lmdesk_home):
+    """`--backend torch` with a folder holding only a pickle checkpoint: the torch backend's refusal
+    (pickle not allowed), then, allowed for that folder in the model options, its check of what the
+    pickle holds — never "a folder with 0 .gguf files"."""
+    from lmdesk.config import Settings, app_paths
+    from tests.test_cli import assert_one_error_line, run
+
+    to_pickle(model_copy)
+    refused = run(lmdesk_home, "ask", "--backend", "torch", "--model", str(model_copy), "hi", timeout=300)
+    assert refused.returncode == 3
+    assert_one_error_line(refused, "pickle")
+    assert ".gguf files" not in refused.stderr
+    state = torch.load(str(model_copy / "pytorch_model.bin"), weights_only=True)
+    state["evil"] = _Evil()
+    torch.save(state, str(model_copy / "pytorch_model.bin"))
+    paths = app_paths().ensure()
+    settings = Settings.load(paths)
+    settings.model_options[str(model_copy)] = {"allow_pickle": True}
+    settings.save(paths)
+    allowed = run(lmdesk_home, "ask", "--backend", "torch", "--model", str(model_copy), "hi", timeout=300)
+    assert allowed.returncode == 3
+    assert_one_error_line(allowed, "more than tensors")
+    assert not (lmdesk_home / "pwned").exists()

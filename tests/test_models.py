@@ -174,3 +174,22 @@ def test_find_model_torch_folder(fake_home, tmp_path):
     folder = write_torch_folder(tmp_path / "My Model")
     info = find_model(str(folder), app_paths(), Settings())
     assert info.backend == "torch" and info.error is None
+
+
+def test_a_link_loop_and_a_device_are_named_for_what_they_are(tmp_path):
+    import os
+
+    from lmdesk.core.errors import ModelLoadError
+
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    os.symlink(b, a)
+    os.symlink(a, b)
+    dangling = tmp_path / "gone.gguf"
+    os.symlink(tmp_path / "nowhere.gguf", dangling)
+    paths = app_paths().ensure()
+    settings = Settings.load(paths)
+    cases = {a: "is a symbolic link loop", dangling: "which does not exist", Path("/dev/null"): "not a regular file (a device)"}
+    for path, words in cases.items():
+        with pytest.raises(ModelLoadError) as info:
+            discovery.find_model(str(path), paths, settings)
+        assert words in info.value.user_text()

@@ -25,7 +25,7 @@ import numpy as np
 from lmdesk.backends.base import Capabilities, ProgressCallback
 from lmdesk.core.modelfiles.chat_template import RenderCancelled, render_chat
 from lmdesk.core.chat.context_window import fit_and_tokenize
-from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
+from lmdesk.core.errors import ContextOverflowError, GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.modelfiles.gguf_info import GGUFInfo, is_known_architecture, read_gguf_info
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
@@ -35,7 +35,10 @@ from lmdesk.core.text.stream import TextStream
 log = logging.getLogger("lmdesk.backends.llama")
 
 SLICE_TARGET_SECONDS = 0.15  # aim for this much work per prompt slice: Stop's worst-case delay
-SLICE_MIN, SLICE_START = 16, 64
+# The first slice of a fresh model is SLICE_MIN tokens: Stop is quick even before any slice was
+# measured, and two fresh models batch the same prompt the same way; later slices follow the
+# measured rate.
+SLICE_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,14 @@ class LlamaCppBackend:
         self._llm = llm
         self.info = info
         self.model_path = info.path
+        # llama.cpp may make a context other than the one asked for (it raises a small one to its
+        # minimum): the one it made is the model's context length, and llama-cpp-python's token
+        # bookkeeping, sized for the one asked for, must hold that many tokens.
         self.context_length = llm.n_ctx()
+        if len(llm.input_ids) < self.context_length:
+            ids = np.zeros(self.context_length, dtype=llm.input_ids.dtype)
+            ids[: len(llm.input_ids)] = llm.input_ids
+            llm.input_ids = ids
         gpu = options.n_gpu_layers != 0 and bool(llama_cpp.llama_supports_gpu_offload())
         self.device = "gpu" if gpu else "cpu"
         self.capabilities = Capabilities(
@@ -249,9 +259,10 @@ class LlamaCppBackend:
         self._vocab = llm._model.vocab
         self._piece_cache: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
-        self._slice = SLICE_START
+        self._slice = SLICE_MIN  # grows from the measured rate
         self._last_prompt: TokenizedPrompt | None = None
         self._control: dict[int, str] = {}  # token id -> its text if it is a control token, else ""
+        self._longest_piece: int | None = None  # bytes of text of the vocabulary's longest token
         self._closed = False
 
     # ------------------------------------------------------------ prompt text and tokens
@@ -340,6 +351,29 @@ class LlamaCppBackend:
             self._control[token] = special
         return special
 
+    def longest_piece(self) -> int:
+        """Bytes of text of the vocabulary's longest token (special tokens included): no token
+        covers more, so a text of B bytes takes at least B / longest_piece() tokens."""
+        if self._longest_piece is None:
+            buf = ctypes.create_string_buffer(256)
+            longest = 1
+            for token in range(self._lib.llama_vocab_n_tokens(self._vocab)):
+                n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+                longest = max(longest, abs(n))  # negative: the size a larger buffer would need
+            self._longest_piece = longest
+        return self._longest_piece
+
+    def min_tokens(self, text: str, n_ctx: int) -> int:
+        """A lower bound on the tokens of `text`, found without tokenising it: 0 for a text whose
+        bytes could fit `n_ctx` tokens (tokenising that is quick), else its bytes divided by the
+        longest token's. Any text it reports as longer than the context truly is."""
+        if len(text) <= n_ctx:  # each character is at least one byte
+            return 0
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size <= n_ctx * 8:
+            return 0
+        return -(-size // self.longest_piece())
+
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered prompt for `messages` takes (with the generation prompt)."""
         self._check_open()
@@ -412,15 +446,35 @@ class LlamaCppBackend:
         n_ctx = self.context_length
         rendered: dict[tuple[ChatMessage, ...], str] = {}
 
-        def tokenize(msgs: Sequence[ChatMessage]) -> list[int]:
+        def text_of(msgs: Sequence[ChatMessage]) -> str:
             key = tuple(msgs)  # the context policy counts, then tokenises, the same messages
             text = rendered.get(key)
             if text is None:
                 text = rendered[key] = self.render(msgs, cancel)
-            return self.tokenize_prompt(text)
+            if cancel.is_set():
+                raise RenderCancelled("the request was cancelled")
+            return text
 
+        def tokenize(msgs: Sequence[ChatMessage]) -> list[int]:
+            return self.tokenize_prompt(text_of(msgs))
+
+        def count(msgs: Sequence[ChatMessage]) -> int:
+            # A text that cannot fit is not tokenised at all (that could take minutes): any count
+            # above the context tells the context policy as much.
+            text = text_of(msgs)
+            bound = self.min_tokens(text, n_ctx)
+            return bound if bound >= n_ctx else len(self.tokenize_prompt(text))
+
+        # The messages the context policy never drops must fit by themselves: say so before any work.
+        kept = [m for m in messages[:-1] if m.role == "system"] + list(messages[-1:])
+        least = self.min_tokens("".join(m.content for m in kept), n_ctx)
+        if least >= n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is at least {least:,} tokens but the model's context holds {n_ctx:,}",
+                "shorten it, or raise the context size",
+            )
         try:
-            tokens, dropped = fit_and_tokenize(messages, lambda m: len(tokenize(m)), tokenize, n_ctx, params)
+            tokens, dropped = fit_and_tokenize(messages, count, tokenize, n_ctx, params)
         except RenderCancelled:
             yield GenerationStats(stop_reason="cancelled")
             return

@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(paths, args.debug)
     except OSError as exc:
         print(f"error: cannot create lmdesk's folders: {exc}", file=sys.stderr)
+        if args.command is None and not args.self_test:  # the GUI: a dialog, not just stderr
+            from lmdesk.ui.app import show_start_error
+
+            show_start_error(f"lmdesk cannot create its folder {exc.filename or paths.data} ({exc.strerror or exc}) "
+                             "— Move away what is in the way, or set LMDESK_HOME to a writable folder")
         return EXIT_USAGE
     log.debug("lmdesk %s: %s", __version__, sys.argv if argv is None else argv)
 

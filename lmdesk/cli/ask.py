@@ -11,7 +11,8 @@ import sys
 
 from lmdesk.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_GENERATE, EXIT_OK, EXIT_USAGE, ModelSession, add_model_options, describe_stats,
-    end_line, interrupted, positive_int, silence_stdout, temperature, utf8_safe,
+    UsageError, check_text,
+    end_line, interrupted, positive_int, read_stdin, silence_stdout, temperature, utf8_safe,
 )
 from lmdesk.config import Paths
 from lmdesk.core.errors import LmdeskError
@@ -35,9 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, paths: Paths) -> int:
     """Run `lmdesk ask`; returns the exit code."""
     try:
-        prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"error: cannot read the prompt from stdin: {exc}", file=sys.stderr)
+        prompt = read_stdin("the prompt from stdin") if args.prompt == "-" else check_text(args.prompt, "the prompt")
+        if args.system:
+            check_text(args.system, "the system prompt")
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not prompt.strip():
         print("error: the prompt is empty", file=sys.stderr)

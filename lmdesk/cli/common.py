@@ -134,6 +134,11 @@ def resolve_model(model: str | None, backend: str | None, paths: Paths, settings
     if model is None:
         chosen_backend, path = default_model(settings)
         return backend or chosen_backend, path
+    given = Path(model).expanduser()
+    if backend is not None and given.is_dir():
+        # A folder with the backend named: that backend judges it and says what is wrong (e.g. a
+        # pickle checkpoint that only the torch backend can load, when allowed for it).
+        return backend, str(given)
     info = find_model(model, paths, settings)
     return backend or info.backend, info.path
 
@@ -159,13 +164,49 @@ def describe_stats(stats: GenerationStats, load_seconds: float | None = None) ->
 # ---- input and output ---------------------------------------------------------------------------
 
 
-def read_input(file: str) -> str:
-    """The input text from FILE or stdin (`-`); UsageError when unreadable or empty."""
+def decode_input(data: bytes, name: str) -> str:
+    """`data` as UTF-8 text; UsageError naming `name` and the byte offset when it is not UTF-8."""
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{name} is not valid UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+def check_text(text: str, name: str) -> str:
+    """`text` from the command line (undecodable bytes arrive as lone surrogates); UsageError
+    naming `name` and the byte offset when it is not valid UTF-8. Returns the text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        offset = len(text[:exc.start].encode("utf-8", errors="surrogateescape"))
+        raise UsageError(f"{name} is not valid UTF-8 text (at byte offset {offset})") from None
+    return text
+
+
+def read_stdin(name: str = "stdin") -> str:
+    """All of stdin as UTF-8 text, read as bytes so that the locale cannot hide invalid input;
+    UsageError when it is unreadable or not UTF-8."""
+    try:
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:  # a replaced text stream (tests, embedding): it decoded already
+            return check_text(sys.stdin.read(), name)
+        data = buffer.read()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UsageError(f"cannot read {file}: {reason}") from None
+        raise UsageError(f"cannot read {name}: {reason}") from None
+    return decode_input(data, name)
+
+
+def read_input(file: str) -> str:
+    """The input text from FILE or stdin (`-`); UsageError when unreadable, not UTF-8 or empty."""
+    if file == "-":
+        text = read_stdin()
+    else:
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+        text = decode_input(data, file)
     if not text.strip():
         raise UsageError("the input text is empty")
     return text

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lmdesk.cli.common import (
     EXIT_BROKEN_PIPE, EXIT_GENERATE, EXIT_OK, EXIT_USAGE, ModelSession, UsageError, add_text_options,
-    describe_stats, end_line, interrupted, read_input,
+    check_text, describe_stats, end_line, interrupted, read_input,
     silence_stdout, utf8_safe,
 )
 from lmdesk.config import Paths
@@ -42,6 +42,7 @@ def chosen_action(args: argparse.Namespace) -> WriteAction:
         raise UsageError(str(exc)) from None
     if ACTIONS[action].needs_instruction and not args.instruction.strip():
         raise UsageError("--action custom needs --instruction TEXT")
+    check_text(args.instruction, "--instruction")
     return action
 
 

@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lmdesk.config import Paths, Settings, app_paths
 from lmdesk.core.errors import LmdeskError
+from lmdesk.core.storage.database import DamagedStoreError
 from lmdesk.core.storage.store import Store, StoreError
 from lmdesk.engine.bridge import EngineBridge
 from lmdesk.ui.main_window import MainWindow
+from lmdesk.ui.quit_signals import QuitOnSignals
 
 log = logging.getLogger("lmdesk.ui")
 
@@ -24,8 +26,9 @@ PURGE_AFTER_S = 7 * 86400  # deleted conversations are kept this long before the
 def build_window(paths: Paths) -> MainWindow:
     """The main window on the history and settings in `paths`, with no model loading yet."""
     settings = Settings.load(paths)
-    bridge = EngineBridge(cache_dir=paths.cache)  # where the torch backend keeps converted models
+    # The store first: a history that cannot be opened must not leave an engine thread behind.
     store = Store(paths.database)  # marks replies a crash left `streaming` as `interrupted`
+    bridge = EngineBridge(cache_dir=paths.cache)  # where the torch backend keeps converted models
     try:
         store.purge_deleted(older_than=time.time() - PURGE_AFTER_S)  # Undo had its chance
     except StoreError as exc:
@@ -86,8 +89,47 @@ def _write_problem(folder) -> str:
     return "the lock file could not be created"
 
 
+def show_start_error(text: str) -> None:
+    """The start-up error dialog, for failures before any window exists (e.g. lmdesk's folders
+    cannot be created); creates the QApplication if there is none yet."""
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("lmdesk")
+    log.error("cannot start: %s", text)
+    QMessageBox.critical(None, "lmdesk cannot start", text)
+
+
+def recover_history(paths: Paths, damaged: DamagedStoreError) -> MainWindow | None:
+    """Ask whether to rebuild a damaged history from what can still be read (Recover / Quit); on
+    Recover, build it and return the window on it, which says how much was recovered. None on
+    Quit or when recovery fails (said in a dialog). Runs before any window exists: recovering a
+    normal-size history takes about as long as reading it once."""
+    from lmdesk.core.storage.recovery import recover_damaged
+
+    log.error("cannot start: %s", damaged.user_text())
+    box = QMessageBox(QMessageBox.Icon.Critical, "lmdesk: the history is damaged",
+                      f"{damaged.message}.\n\nRecover what can still be read into a new history? "
+                      f"The damaged file is kept as {damaged.copy.name}.")
+    recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(recover)
+    box.exec()
+    if box.clickedButton() != recover:
+        return None
+    try:
+        report = recover_damaged(damaged.path, damaged.copy)
+        window = build_window(paths)
+    except LmdeskError as exc:
+        log.error("cannot start: %s", exc.user_text())
+        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        return None
+    window.banner.show_message(report.user_text(), kind="info")
+    return window
+
+
 def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) -> int:
-    """Open the main window and run the event loop until it closes; returns the exit code.
+    """Open the main window and run the event loop until it closes; returns the exit code: that of
+    the event loop (0 after Quit), or 128 + the signal's number after SIGTERM, SIGHUP or SIGINT,
+    which close the window the same way as Quit (see lmdesk.ui.quit_signals).
 
     `paths` must exist (`Paths.ensure()`) and logging be set up: the `lmdesk` command does both.
     The window is shown first; the model is found and loaded once it has been painted."""
@@ -105,6 +147,10 @@ def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) 
         return 1
     try:
         window = build_window(paths)
+    except DamagedStoreError as exc:  # nothing was written to it; a copy is set aside
+        window = recover_history(paths, exc)
+        if window is None:
+            return 3
     except LmdeskError as exc:  # e.g. an unreadable history database: say so, change nothing
         log.error("cannot start: %s", exc.user_text())
         QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
@@ -112,11 +158,21 @@ def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) 
     window.show()
     window.after_first_paint(lambda: start_model(window, model, backend))
     sys.excepthook = window.report_exception  # not in MainWindow: tests keep pytest-qt's hook
+
+    def quit_on_signal(signum: int) -> None:  # SIGTERM, SIGHUP, Ctrl+C: the same path as Quit
+        window.close()
+        app.exit(128 + signum)  # also ends a modal dialog's event loop, if one is open
+
+    signals = QuitOnSignals(quit_on_signal)  # here, not in MainWindow: tests' windows keep the defaults
+    signals.install()
     try:
-        rc = app.exec()
+        try:
+            rc = app.exec()
+        finally:
+            sys.excepthook = sys.__excepthook__
+        window.bridge.shutdown()
+        window.store.close()
+        lock.unlock()
     finally:
-        sys.excepthook = sys.__excepthook__
-    window.bridge.shutdown()
-    window.store.close()
-    lock.unlock()
-    return rc
+        signals.uninstall()
+    return 128 + signals.received if signals.received is not None else rc

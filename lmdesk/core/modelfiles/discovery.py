@@ -307,7 +307,7 @@ def describe_path(path: str | os.PathLike[str], source: Source = "user") -> Mode
 def find_model(name_or_path: str, paths: ModelFolders, settings: ModelSettings) -> ModelInfo:
     """Resolve the CLI's `--model PATH|NAME`: an existing path wins, else a discovered name."""
     p = Path(name_or_path).expanduser()
-    if p.exists():
+    if p.exists() or p.is_symlink():  # a broken link or a loop gets its own message there
         return describe_path(p)
     models = [m for m in discover_models(paths, settings) if m.error is None]
     want = name_or_path.casefold()

@@ -10,9 +10,11 @@ does not pay for it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,10 +95,36 @@ def estimate_ram(info: GGUFInfo, n_ctx: int) -> int:
     return info.file_size + info.kv_bytes_per_token * n_ctx + scratch
 
 
+def describe_non_file(p: Path) -> ModelLoadError | None:
+    """The error for a path that is a broken link or not a regular file at all; None otherwise."""
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 reports a loop this way
+            return ModelLoadError(f"{p} is a symbolic link loop", "point the link at the model file")
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return ModelLoadError(f"{p} is a symbolic link loop", "point the link at the model file")
+            return ModelLoadError(f"{p} is a link to {os.readlink(p)}, which does not exist",
+                                  "point the link at the model file")
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return None  # missing or unreadable: the caller's own checks say which
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    kind = ("a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+    return ModelLoadError(f"{p} is not a regular file ({kind})", "give the path of a .gguf model file")
+
+
 def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
     """Validate `path` as a GGUF model and return its metadata; ModelLoadError if it is not one."""
     p = Path(path).expanduser()
     shown = p.name or str(p)
+    not_a_file = describe_non_file(p)
+    if not_a_file is not None:
+        raise not_a_file
     if not p.exists():
         raise ModelLoadError(f"model file not found: {p}", "check the path, or run `lmdesk models` to list models")
     if p.is_dir():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import threading
@@ -26,11 +27,86 @@ from lmdesk.core.storage.migrations import SCHEMA_VERSION, migrate
 
 log = logging.getLogger("lmdesk.store")
 
-__all__ = ["Database", "StoreError"]
+__all__ = ["DamagedStoreError", "Database", "StoreError"]
 
 
 class StoreError(LmdeskError):
     """The conversation database could not be opened, read or written."""
+
+
+class DamagedStoreError(StoreError):
+    """The history file failed SQLite's integrity check at open. Nothing was written to it: a copy
+    (with its -wal) was set aside as `copy` first; `lmdesk.core.storage.recovery.recover_damaged`
+    builds a new history from what can still be read."""
+
+    def __init__(self, path: Path, copy: Path, problem: str) -> None:
+        super().__init__(f"The history database {path} is damaged ({problem}); a copy is kept as {copy}",
+                         "Recover what can still be read into a new history")
+        self.path, self.copy, self.problem = path, copy, problem
+
+
+_SQLITE_READONLY = 8
+
+
+def is_read_only(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file (or its folder, or the connection) is read-only."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == _SQLITE_READONLY
+    return "readonly" in str(exc)
+
+
+def read_only_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The error for a history file SQLite may read but not write."""
+    return StoreError(f"The history database {path} is read-only ({exc})",
+                      "Make the file and its folder writable by you, or set LMDESK_HOME to a writable folder")
+
+
+def damaged_copy_name(path: Path, when: float) -> Path:
+    """Where a damaged history file is set aside: `lmdesk.db.damaged-20250102-030405` next to it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    copy = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while copy.exists():
+        n += 1
+        copy = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    return copy
+
+
+def _integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """None when `PRAGMA quick_check` passes, else its first complaint (one line). Linear in the
+    file size; a few milliseconds for a normal history."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not is_corrupt(exc):
+            raise  # e.g. locked: not a verdict on the file
+        return str(exc)
+    first = str(rows[0][0]) if rows else "ok"
+    if first == "ok":
+        return None
+    lines = [ln for ln in first.splitlines() if ln.strip() and not ln.startswith("***")]  # skip "*** in database main ***"
+    return lines[0] if lines else first.splitlines()[0]
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT or SQLITE_NOTADB: the file's pages are not a valid database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (11, 26)
+    return "malformed" in str(exc) or "not a database" in str(exc)
+
+
+def _set_aside(path: Path, when: float) -> Path:
+    """Copy the database file and its -wal (byte for byte) to a new `.damaged-<time>` name."""
+    copy = damaged_copy_name(path, when)
+    shutil.copyfile(path, copy)
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+    for p in (copy, copy.with_name(copy.name + "-wal")):
+        _make_private(p)
+    return copy
 
 
 def _create_private(path: Path) -> None:
@@ -59,7 +135,7 @@ def _make_private(path: Path) -> None:
 class Database:
     """One SQLite file in WAL mode, migrated to the current schema, with serialised transactions."""
 
-    def __init__(self, path: str | Path, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, *, now: Callable[[], float] = time.time, check: bool = True) -> None:
         self.path = Path(path)
         self.now = now  # the wall clock for created_at / updated_at columns (injectable for tests)
         self._lock = threading.RLock()
@@ -68,17 +144,36 @@ class Database:
             _create_private(self.path)
             self._conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
+            if check:
+                self._check_integrity()
             self._setup()
         except (sqlite3.Error, StoreError) as exc:
             if self._conn is not None:
                 self._conn.close()
+                self._conn = None
             if isinstance(exc, StoreError):
                 raise
+            if is_read_only(exc):
+                raise read_only_error(self.path, exc) from exc
             raise StoreError(f"Cannot open the history database {self.path}: {exc}",
                              "Move the file aside to start a new history") from exc
         except OSError as exc:
             raise StoreError(f"Cannot create the history database {self.path}: {exc.strerror or exc}",
                              "Check that the folder exists and is writable") from exc
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file before anything writes to it (WAL switch, migrations, the
+        interrupted-reply scan): set a copy aside and raise DamagedStoreError."""
+        problem = _integrity_problem(self._conn)
+        if problem is None:
+            return
+        try:
+            copy = _set_aside(self.path, self.now())
+        except OSError as exc:
+            raise StoreError(f"The history database {self.path} is damaged ({problem}) and no copy could be "
+                             f"set aside: {exc.strerror or exc}", "Copy the file somewhere safe by hand") from exc
+        log.error("history database %s failed its integrity check (%s); copy kept as %s", self.path, problem, copy)
+        raise DamagedStoreError(self.path, copy, problem)
 
     def _setup(self) -> None:
         c = self._conn
@@ -122,6 +217,8 @@ class Database:
                 c.commit()
             except sqlite3.Error as exc:
                 log.exception("store write failed")
+                if is_read_only(exc):
+                    raise read_only_error(self.path, exc) from exc
                 raise StoreError(f"Could not save to the history database: {exc}",
                                  "Check that the disk is not full") from exc
 
