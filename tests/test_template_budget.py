@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -66,11 +65,9 @@ def test_render_chat_refuses_an_empty_prompt():
 
 
 def test_a_looping_template_stops_at_the_time_limit():
-    start = time.monotonic()
     exc = finish_within(15, render_chat, [M("user", "hi")], LOOP, time_limit=1.0)
     assert isinstance(exc, GenerationError), exc
     assert "took longer than 1 s" in exc.message
-    assert time.monotonic() - start < 3
 
 
 def test_cancel_stops_a_looping_template():
@@ -78,10 +75,8 @@ def test_cancel_stops_a_looping_template():
 
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
-    start = time.monotonic()
     exc = finish_within(15, render_chat, [M("user", "hi")], LOOP, cancel=cancel, time_limit=60)
-    assert isinstance(exc, RenderCancelled), exc
-    assert time.monotonic() - start < 2
+    assert isinstance(exc, RenderCancelled), exc  # well before its 60 s time limit
 
 
 def test_stop_during_rendering_is_a_cancelled_reply(tmp_path):
@@ -113,14 +108,34 @@ def test_stop_during_rendering_is_a_cancelled_reply(tmp_path):
 def test_templates_cannot_build_huge_values(template):
     tracemalloc.start()
     try:
-        start = time.monotonic()
         with pytest.raises(GenerationError, match="longer than 4,000,000 characters"):
             render_chat([M("user", "hi")], template)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert time.monotonic() - start < 3
     assert peak < 64 * 1024 * 1024, peak
+
+
+def test_loading_a_model_never_compiles_its_template_elsewhere(tmp_path):
+    """llama-cpp-python compiles a file's templates with constant folding when it opens it: the
+    backend keeps it from doing so, so a template bomb costs nothing at load, and rendering it in
+    lmdesk's sandbox is refused."""
+    from lmdesk.backends import load_backend
+
+    path = mf.make_model_with_template(tmp_path, HUGE)
+    tracemalloc.start()
+    try:
+        backend = load_backend("llama", str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    try:
+        # ~100 MB is llama-cpp-python's own logits buffer; the folded constant alone would be 1 GB.
+        assert peak < 400 * 1024 * 1024, peak
+        with pytest.raises(GenerationError, match="longer than 4,000,000 characters"):
+            list(backend.generate([M("user", "hi")], GenerationParams(max_tokens=4), threading.Event()))
+    finally:
+        backend.close()
 
 
 def test_real_templates_are_unaffected_by_the_budget():

@@ -170,6 +170,41 @@ def _load_progress(progress: ProgressCallback, cancel: threading.Event) -> Itera
             lib.llama_model_default_params = original
 
 
+class _UnusedChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads.
+
+    llama-cpp-python compiles every chat template in a GGUF's metadata when it opens the file,
+    with Jinja's constant folding on: a template such as `{{ 'x' * 1000000000 }}` would allocate
+    gigabytes before lmdesk ever renders it in its own budgeted sandbox. lmdesk never uses those
+    handlers (it renders and tokenises prompts itself), so nothing is compiled there."""
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+    def to_chat_handler(self):
+        def refuse(*_args: object, **_kwargs: object):
+            raise GenerationError("llama-cpp-python's chat handler is not used by lmdesk")
+
+        return refuse
+
+
+_formatter_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _templates_left_uncompiled() -> Iterator[None]:
+    """For the duration of one load, keep llama-cpp-python from compiling the file's templates."""
+    import llama_cpp.llama_chat_format as chat_format
+
+    with _formatter_lock:
+        original = chat_format.Jinja2ChatFormatter
+        chat_format.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            chat_format.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
 def _check_lora(path: Path) -> None:
     """A LoRA must be a readable GGUF adapter; say so plainly if it is not."""
     if not path.is_file():
@@ -203,7 +238,7 @@ def load(path: str, options: LoadOptions, progress: ProgressCallback, cancel: th
         n_ctx = min(n_ctx, info.context_length)  # past the trained context a model produces garbage
     _recent_errors.clear()
     try:
-        with _load_progress(progress, cancel):
+        with _load_progress(progress, cancel), _templates_left_uncompiled():
             llm = Llama(
                 model_path=str(p),
                 n_ctx=n_ctx,
