@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lmdesk.backends import load_backend
-from lmdesk.core.errors import ModelLoadError
+from lmdesk.core.errors import GenerationError, ModelLoadError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
 from tests.hf_models import build_tiny_llama, copy_model, to_pickle, write_config
@@ -243,3 +243,22 @@ def test_cli_routes_a_pickle_folder_to_the_torch_backend_and_says_its_own_reason
     assert allowed.returncode == 3
     assert_one_error_line(allowed, "more than tensors")
     assert not (lmdesk_home / "pwned").exists()
+
+
+@pytest.mark.parametrize("template, words", [
+    ("{% if false %}x{% endif %}", "produced no prompt"),
+    ("{{ ('x' * 1000000000)|length }}", "longer than 4,000,000 characters"),
+])
+def test_untrusted_templates_are_budgeted_in_the_torch_backend_too(model_copy, template, words):
+    """The torch backend renders the model's template in lmdesk's sandbox, with its budget."""
+    cfg = json.loads((model_copy / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = template
+    (model_copy / "tokenizer_config.json").write_text(json.dumps(cfg))
+    for extra in model_copy.glob("chat_template.*"):
+        extra.unlink()
+    b = load_backend("torch", str(model_copy))
+    try:
+        with pytest.raises(GenerationError, match=words):
+            list(b.generate(HELLO, GREEDY, threading.Event()))
+    finally:
+        b.close()

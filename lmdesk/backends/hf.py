@@ -27,6 +27,7 @@ from lmdesk.backends.hf_folder import ModelFolder, check_loadable, inspect_model
 from lmdesk.backends.hf_loading import apply_lora, context_length, first_line, load_failure, load_tokenizer
 from lmdesk.backends.hf_generate import CancelCriteria, TokenStreamer, neutral_generation_kwargs, sampling_plan
 from lmdesk.core.chat.context_window import fit_and_tokenize
+from lmdesk.core.modelfiles.chat_template import RenderCancelled, render_chat
 from lmdesk.core.errors import GenerationError, LmdeskError, ModelLoadError
 from lmdesk.core.messages import ChatMessage
 from lmdesk.core.params import GenerationParams, LoadOptions
@@ -156,15 +157,19 @@ class HFBackend:
 
     # ------------------------------------------------------------ prompt tokens
 
-    def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Token ids of the chat template applied to `messages`, with the generation prompt."""
-        try:
-            out = self.tokenizer.apply_chat_template(
-                [m.as_dict() for m in messages], add_generation_prompt=True, tokenize=True, return_dict=True
-            )
-        except Exception as exc:  # noqa: BLE001 — templates raise_exception() for refused conversations
-            raise GenerationError(f"the model's chat template refused this conversation: {first_line(exc)}") from exc
-        return list(out["input_ids"])
+    def prompt_ids(self, messages: Sequence[ChatMessage], cancel: threading.Event | None = None) -> list[int]:
+        """Token ids of the chat template applied to `messages`, with the generation prompt.
+
+        Rendered as transformers' `apply_chat_template` renders it, but in lmdesk's budgeted
+        sandbox (the template is untrusted code: time limit, size caps, Stop), then tokenised
+        without adding special tokens, as `apply_chat_template(tokenize=True)` does."""
+        tok = self.tokenizer
+        template = tok.chat_template
+        if isinstance(template, dict):  # named templates: the default one, as transformers picks
+            template = template.get("default") or next(iter(template.values()), None)
+        special = {k: v for k, v in tok.special_tokens_map.items() if isinstance(v, str) and k not in ("bos_token", "eos_token")}
+        text = render_chat(messages, template, tok.bos_token, tok.eos_token, cancel=cancel, **special)
+        return list(tok(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
         """Tokens the rendered prompt for `messages` takes (with the generation prompt)."""
@@ -180,7 +185,13 @@ class HFBackend:
         self._check_open()
         start = time.perf_counter()
         n_ctx = self.context_length
-        ids, dropped = fit_and_tokenize(messages, self.count_tokens, self.prompt_ids, n_ctx, params)
+        try:
+            ids, dropped = fit_and_tokenize(
+                messages, lambda m: len(self.prompt_ids(m, cancel)), lambda m: self.prompt_ids(m, cancel), n_ctx, params
+            )
+        except RenderCancelled:  # Stop while the template was rendering
+            yield GenerationStats(stop_reason="cancelled")
+            return
         if not ids:
             raise GenerationError("the model's chat template produced no prompt",
                                   "choose another model, or report the broken template to its publisher")
