@@ -62,9 +62,9 @@ def test_bad_file_is_a_clear_error_and_the_loaded_model_keeps_working(case, good
 
 def test_unsupported_arch_is_reported_by_llama_cpp_itself(tmp_path, monkeypatch):
     # Even for an architecture our gguf package knows, the reason comes from llama.cpp's own log.
-    from lmdesk.backends import llamacpp
+    from lmdesk.backends import llamacpp_loading
 
-    monkeypatch.setattr(llamacpp, "is_known_architecture", lambda arch: True)
+    monkeypatch.setattr(llamacpp_loading, "is_known_architecture", lambda arch: True)
     with pytest.raises(ModelLoadError, match="architecture 'notanarch' is not supported by llama.cpp"):
         load_backend("llama", str(mf.make_unsupported_arch_gguf(tmp_path)))
 
