@@ -208,9 +208,9 @@ def _set_aside(file: Path) -> Path:
     raise FileExistsError(17, "too many broken settings files", str(file))
 
 
-def private_open(path: Path, mode: str = "w"):
+def private_open(path: Path, mode: str = "w", encoding: str | None = "utf-8", errors: str | None = None):
     """open() for a text file that only the user may read: created 0600, tightened if it existed."""
-    stream = open(path, mode, encoding="utf-8",
+    stream = open(path, mode, encoding=encoding, errors=errors,
                   opener=lambda p, flags: os.open(p, flags, PRIVATE_FILE_MODE))
     _tighten(Path(path))
     return stream
@@ -264,7 +264,4 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log whose files only the user may read (a log may quote the user's prompts)."""
 
     def _open(self):  # also called after each rollover, for the new file
-        stream = open(self.baseFilename, self.mode, encoding=self.encoding, errors=self.errors,
-                      opener=lambda p, flags: os.open(p, flags, PRIVATE_FILE_MODE))
-        _tighten(Path(self.baseFilename))
-        return stream
+        return private_open(Path(self.baseFilename), self.mode, encoding=self.encoding, errors=self.errors)

@@ -108,7 +108,7 @@ def recover_history(paths: Paths, damaged: DamagedStoreError) -> MainWindow | No
     log.error("cannot start: %s", damaged.user_text())
     box = QMessageBox(QMessageBox.Icon.Critical, "lmdesk: the history is damaged",
                       f"{damaged.message}.\n\nRecover what can still be read into a new history? "
-                      f"The damaged file is kept as {damaged.copy.name}.")
+                      "The damaged copy stays as it is.")
     recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(recover)
@@ -119,8 +119,7 @@ def recover_history(paths: Paths, damaged: DamagedStoreError) -> MainWindow | No
         report = recover_damaged(damaged.path, damaged.copy)
         window = build_window(paths)
     except LmdeskError as exc:
-        log.error("cannot start: %s", exc.user_text())
-        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        show_start_error(exc.user_text())
         return None
     window.banner.show_message(report.user_text(), kind="info")
     return window
@@ -139,8 +138,7 @@ def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) 
     try:
         lock = single_instance_lock(paths)
     except LmdeskError as exc:
-        log.error("cannot start: %s", exc.user_text())
-        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        show_start_error(exc.user_text())
         return 3
     if lock is None:
         QMessageBox.information(None, "lmdesk", "lmdesk is already running: switch to its window.")
@@ -152,8 +150,7 @@ def run_gui(paths: Paths, model: str | None = None, backend: str | None = None) 
         if window is None:
             return 3
     except LmdeskError as exc:  # e.g. an unreadable history database: say so, change nothing
-        log.error("cannot start: %s", exc.user_text())
-        QMessageBox.critical(None, "lmdesk cannot start", exc.user_text())
+        show_start_error(exc.user_text())
         return 3
     window.show()
     window.after_first_paint(lambda: start_model(window, model, backend))
